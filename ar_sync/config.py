@@ -1,0 +1,274 @@
+"""Configuration: one TOML file, validated completely at start.
+
+Found by ``--config``, then ``$AR_SYNC_CONFIG``, then ``./config/ar-sync.toml``. Relative
+paths in the file are relative to the file's own directory, so a config directory can be
+moved as a whole. Secrets never live in the file: a key ending in ``_env`` names the
+environment variable that holds the secret, and validation checks that it is set.
+
+Every problem is reported at once (unknown keys, wrong types, bad URLs, missing secrets,
+unknown connectors), each as ``file: key: message``; :class:`ConfigError` carries them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from ar_sync.errors import ConfigError
+from ar_sync.models import CustomerRequirements
+
+ENV_VAR = "AR_SYNC_CONFIG"
+DEFAULT_PATH = Path("config/ar-sync.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetSuiteRest(_Section):
+    """Endpoints of the REST gateway (its own issue); validated here so typos show early."""
+
+    base_url: AnyHttpUrl | None = None
+    token_url: AnyHttpUrl | None = None
+
+
+class NetSuiteSoap(_Section):
+    endpoint: AnyHttpUrl | None = None
+    wsdl: str = ""
+
+
+class NetSuiteSection(_Section):
+    api: Literal["sandbox", "rest", "soap"] = "sandbox"
+    account_id: str = "SANDBOX"
+    sandbox_file: str = "sandbox.db"
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    rest: NetSuiteRest = NetSuiteRest()
+    soap: NetSuiteSoap = NetSuiteSoap()
+
+
+class StateSection(_Section):
+    path: str = "ar-sync.db"
+
+
+class BillingSection(_Section):
+    timezone: str = "UTC"
+    batch_size: int = Field(default=200, ge=1, le=1000)
+    duplicate_lookback_days: int = Field(default=400, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+
+class ScheduleSection(_Section):
+    interval_minutes: int | None = Field(default=None, ge=1)
+    cron: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"cron {value!r} must have 5 fields (minute hour day month weekday)")
+        return value
+
+
+class RequirementsSection(_Section):
+    library: str = "customers.toml"
+
+
+class DeliverySection(_Section):
+    default_channel: str = "email"
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class ChannelSection(BaseModel):
+    """A delivery channel: a connector plus its own settings (validated by the connector)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    connector: str
+
+
+class FileModel(_Section):
+    netsuite: NetSuiteSection = NetSuiteSection()
+    state: StateSection = StateSection()
+    billing: BillingSection = BillingSection()
+    schedule: ScheduleSection = ScheduleSection()
+    requirements: RequirementsSection = RequirementsSection()
+    delivery: DeliverySection = DeliverySection()
+    logging: LoggingSection = LoggingSection()
+    channels: dict[str, ChannelSection] = {}
+
+
+class Settings:
+    """The validated configuration, with paths resolved and secrets read from the env."""
+
+    def __init__(self, path: Path, model: FileModel, secrets: dict[str, SecretStr],
+                 requirements: dict[str, CustomerRequirements]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.model = model
+        self.secrets = secrets
+        self.requirements = requirements
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def resolve(self, value: str) -> Path:
+        """A path from the file, relative to the file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base / p)
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.model.state.path)
+
+    @property
+    def sandbox_path(self) -> Path:
+        return self.resolve(self.model.netsuite.sandbox_file)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.model.billing.timezone)
+
+    def channel_settings(self, name: str) -> dict[str, Any]:
+        """A channel's connector settings with ``*_env`` secrets resolved and paths absolute."""
+        section = self.model.channels[name]
+        raw = dict(section.model_extra or {})
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key.endswith("_env"):
+                out[key[:-4]] = self.secrets[f"channels.{name}.{key}"]
+            elif key in ("directory", "path") and isinstance(value, str):
+                out[key] = self.resolve(value)
+            else:
+                out[key] = value
+        return out
+
+
+def find_config(explicit: str | Path | None) -> Path:
+    """Where the config is: ``--config``, then ``$AR_SYNC_CONFIG``, then the default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
+    """Read, validate and resolve the config at ``path``; raise one ConfigError with all problems."""
+    name = str(path)
+    data = _read_toml(path, name)
+    try:
+        model = FileModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([(name, _loc(e["loc"]), _msg(e)) for e in exc.errors()]) from None
+    problems: list[tuple[str, str, str]] = []
+    secrets = _read_secrets(data, name, problems)
+    settings = Settings(path, model, secrets, {})
+    if model.netsuite.api != "sandbox":
+        problems.append((name, "netsuite.api", f"{model.netsuite.api!r} gateway is not available "
+                         "in this version; use \"sandbox\""))
+    if model.delivery.default_channel not in model.channels:
+        problems.append((name, "delivery.default_channel",
+                         f"channel {model.delivery.default_channel!r} is not defined under [channels]"))
+    settings.requirements = _load_requirements(settings, problems)
+    if check_connectors:
+        _check_connectors(settings, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _read_toml(path: Path, name: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([(name, "-", "file not found (set --config or AR_SYNC_CONFIG, "
+                            "or run `ar-sync demo` to create one)")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(name, "-", f"not valid TOML: {exc}")]) from None
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "-"
+
+
+def _msg(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+    return f"{error['msg']}{shown}"
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _read_secrets(data: Mapping[str, Any], name: str,
+                  problems: list[tuple[str, str, str]]) -> dict[str, SecretStr]:
+    """Resolve every ``*_env`` key anywhere in the file to its environment value."""
+    secrets: dict[str, SecretStr] = {}
+    for key, var in _env_keys(data, ""):
+        if not isinstance(var, str) or not _ENV_NAME.match(var):
+            problems.append((name, key, f"must name an environment variable, got {var!r}"))
+        elif not os.environ.get(var):
+            problems.append((name, key, f"environment variable {var} is not set (it holds a secret)"))
+        else:
+            secrets[key] = SecretStr(os.environ[var])
+    return secrets
+
+
+def _env_keys(data: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found.extend(_env_keys(value, path + "."))
+        elif key.endswith("_env"):
+            found.append((path, value))
+    return found
+
+
+def _load_requirements(settings: Settings,
+                       problems: list[tuple[str, str, str]]) -> dict[str, CustomerRequirements]:
+    from ar_sync.requirements import load_library
+
+    path = settings.resolve(settings.model.requirements.library)
+    library, errors = load_library(path, set(settings.model.channels))
+    problems.extend(errors)
+    return library
+
+
+def _check_connectors(settings: Settings, problems: list[tuple[str, str, str]]) -> None:
+    from ar_sync.connector import ConnectorLoadError, validate_channel
+
+    for channel in settings.model.channels:
+        try:
+            for key, message in validate_channel(settings, channel):
+                problems.append((str(settings.path), f"channels.{channel}.{key}", message))
+        except ConnectorLoadError as exc:
+            problems.append((str(settings.path), f"channels.{channel}.connector", str(exc)))

@@ -1,0 +1,98 @@
+"""The narrow interface between the invoice cycle and a NetSuite account.
+
+Every gateway (sandbox, REST, SOAP) implements :class:`Gateway` and passes the same
+contract tests (``tests/test_gateway_contract.py``). Methods take and return batches so that
+an adapter can use NetSuite's bulk operations (SuiteQL, ``addList``, ``getList``) and stay
+frugal with the account's shared concurrency pool.
+
+Gateways only classify failures into the error tree (:mod:`ar_sync.errors`); they never
+retry across calls and never touch the state store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from ar_sync.errors import ArSyncError
+from ar_sync.models import BillableUnit, Invoice
+
+if TYPE_CHECKING:
+    from ar_sync.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    """An existing invoice, as much as the duplicate check needs."""
+
+    netsuite_id: str
+    tran_id: str
+    external_id: str
+    customer_id: str
+    order_id: str
+    po_number: str
+    currency: str
+    total: Decimal
+    period_start: dt.date | None
+    period_end: dt.date | None
+
+
+CreateResult = Invoice | ArSyncError
+
+
+class Gateway(Protocol):
+    """What the cycle needs from NetSuite, and nothing more."""
+
+    name: str
+
+    def iter_billable(self, as_of: dt.date, batch_size: int) -> Iterator[list[BillableUnit]]:
+        """Yield, in batches, every unit due to bill on or before ``as_of``.
+
+        Sales orders pending billing (in full) and billing-schedule instalments whose
+        date has come. An order that already has its invoice is not listed again.
+        """
+        ...
+
+    def fetch_units(self, keys: Sequence[str], as_of: dt.date) -> dict[str, BillableUnit]:
+        """Re-read specific units from NetSuite; a key that is no longer due is absent."""
+        ...
+
+    def create_invoices(self, drafts: Sequence[Invoice]) -> list[CreateResult]:
+        """Create one invoice per draft with ``externalId = draft.key``; one result per draft.
+
+        A per-record failure is returned in place (``RejectedError`` with NetSuite's own
+        code and message, ``DuplicateExternalIdError`` when the key is taken); a failure of
+        the whole call raises (``TransientError``, ``AmbiguousError``, ``FatalError``).
+        """
+        ...
+
+    def find_invoices(self, external_ids: Sequence[str]) -> dict[str, Invoice]:
+        """The invoices that exist under these external ids, keyed by external id."""
+        ...
+
+    def read_invoices(self, netsuite_ids: Sequence[str]) -> dict[str, Invoice]:
+        """Read invoices back as NetSuite holds them (its totals and tax), keyed by id."""
+        ...
+
+    def invoices_for_customers(
+        self, customer_ids: Sequence[str], since: dt.date
+    ) -> list[InvoiceSummary]:
+        """Invoices of these customers dated on or after ``since`` (for the duplicate check)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def open_gateway(settings: Settings) -> Gateway:
+    """Build the gateway the config names; imports only what that gateway needs."""
+    api = settings.netsuite.api
+    if api == "sandbox":
+        from ar_sync.netsuite.sandbox import SandboxGateway
+
+        return SandboxGateway.open(settings.sandbox_path)
+    raise ArSyncError(f"NetSuite api {api!r} is not available in this build")
