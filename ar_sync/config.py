@@ -100,6 +100,16 @@ class DeliverySection(_Section):
     default_channel: str = "email"
 
 
+class RetrySection(_Section):
+    """Backoff for transient failures: in-call (seconds) and across cycles (persisted)."""
+
+    in_call_attempts: int = Field(default=3, ge=1, le=10)
+    in_call_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+    base_seconds: int = Field(default=60, ge=1)
+    cap_seconds: int = Field(default=3600, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+
+
 class LoggingSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -119,6 +129,7 @@ class FileModel(_Section):
     schedule: ScheduleSection = ScheduleSection()
     requirements: RequirementsSection = RequirementsSection()
     delivery: DeliverySection = DeliverySection()
+    retry: RetrySection = RetrySection()
     logging: LoggingSection = LoggingSection()
     channels: dict[str, ChannelSection] = {}
 
@@ -181,12 +192,13 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
     """Read, validate and resolve the config at ``path``; raise one ConfigError with all problems."""
     name = str(path)
     data = _read_toml(path, name)
-    try:
-        model = FileModel.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError([(name, _loc(e["loc"]), _msg(e)) for e in exc.errors()]) from None
     problems: list[tuple[str, str, str]] = []
     secrets = _read_secrets(data, name, problems)
+    try:
+        model = FileModel.model_validate(data)
+    except ValidationError as exc:  # report these with the secrets; cross-checks need a model
+        schema = [(name, _loc(e["loc"]), _msg(e)) for e in exc.errors()]
+        raise ConfigError(schema + problems) from None
     settings = Settings(path, model, secrets, {})
     if model.netsuite.api != "sandbox":
         problems.append((name, "netsuite.api", f"{model.netsuite.api!r} gateway is not available "

@@ -239,3 +239,38 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_jsonable(v) for k, v in value.items()}
     return value
+
+
+def from_jsonable(cls: type[Any], data: Any) -> Any:
+    """Rebuild a model from :func:`to_jsonable` output (used for stored drafts)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    kwargs = {f.name: _decode(hints[f.name], data[f.name])
+              for f in dataclasses.fields(cls) if f.name in data}
+    return cls(**kwargs)
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    import types
+    import typing
+
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(inner[0], value)
+    if origin is tuple:
+        return tuple(_decode(typing.get_args(tp)[0], v) for v in value)
+    if origin is dict or tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_jsonable(tp, value)  # type: ignore[arg-type]
+    if tp is Decimal:
+        return Decimal(value)
+    if tp is dt.date:
+        return dt.date.fromisoformat(value)
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        return tp(value)
+    return value

@@ -1,0 +1,3 @@
+from ar_sync.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The ``ar-sync`` command line: run the cycle, and let on-call people see and act.
+
+Exit codes: 0 done, 1 the cycle could not complete, 2 usage or configuration error.
+Human output goes to stdout and fits 100 columns; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ar_sync import log
+from ar_sync.config import Settings, find_config, load_settings
+from ar_sync.errors import ArSyncError, ConfigError
+from ar_sync.store import Store
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Context:
+    def __init__(self, config: str | None) -> None:
+        self.config_arg = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(find_config(self.config_arg))
+            log.configure(self._settings.logging.level, self._settings.logging.format)
+            log.register_secrets(s.get_secret_value() for s in self._settings.secrets.values())
+        return self._settings
+
+    def store(self) -> Store:
+        path = self.settings.state_path
+        if not path.exists():
+            raise click.ClickException(f"no state file at {path} yet: run `ar-sync run --once`")
+        return Store.open(path)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+as_of_option = click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                            help="Bill what is due on this date (default: today in the "
+                                 "configured time zone).")
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class Main(click.Group):
+    """Maps ar-sync errors to exit codes and one clear message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(log.mask(exc.render()), err=True)
+            sys.exit(EXIT_USAGE)
+        except ArSyncError as exc:
+            click.echo(f"error: {log.mask(str(exc))}", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=Main)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: $AR_SYNC_CONFIG, then ./config/ar-sync.toml).")
+@click.version_option(package_name="ar-sync")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """ar-sync: bill what is due in NetSuite, check it, deliver it, and record everything."""
+    ctx.obj = Context(config)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, required=True, help="Run one cycle and exit.")
+@as_of_option
+@pass_ctx
+def run(c: Context, once: bool, as_of: dt.datetime | None) -> None:
+    """Run one invoice cycle now (the daemon runs it on a schedule)."""
+    from ar_sync.runner import run_cycle
+
+    report = run_cycle(c.settings, as_of=as_of.date() if as_of else None)
+    click.echo(f"found {report.found}, created {report.created}, adopted {report.adopted}, "
+               f"delivered {report.delivered}, held {report.held} "
+               f"(still held {report.still_held}), retrying {report.retrying}")
+
+
+@cli.command()
+@pass_ctx
+def daemon(c: Context) -> None:
+    """Run cycles on the configured schedule until SIGTERM or SIGINT."""
+    from ar_sync.daemon import serve
+
+    serve(c.settings)
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def status(c: Context, as_json: bool) -> None:
+    """Units by state, the oldest of each, and the last cycles."""
+    from ar_sync.views import format_status, status_data
+
+    store = c.store()
+    data = status_data(store)
+    _echo_json(data) if as_json else click.echo(format_status(data))
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def failures(c: Context, as_json: bool) -> None:
+    """Invoices held for a person or waiting for a retry, with the reasons."""
+    from ar_sync.views import failures_data, format_failures
+
+    items = failures_data(c.store())
+    _echo_json(items) if as_json else click.echo(format_failures(items))
+
+
+@cli.command()
+@click.argument("key")
+@json_option
+@pass_ctx
+def show(c: Context, key: str, as_json: bool) -> None:
+    """The whole story of one invoice: findings, attempts, history."""
+    from ar_sync.views import format_show, show_data
+
+    data = show_data(c.store(), key)
+    if data is None:
+        raise click.ClickException(f"no invoice with key {key!r} (see `ar-sync failures`)")
+    _echo_json(data) if as_json else click.echo(format_show(data))
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--reason", default="rerun requested", help="Why, for the record.")
+@click.option("--as", "actor", default=None, help="Operator name (default: the OS user).")
+@as_of_option
+@pass_ctx
+def rerun(c: Context, keys: tuple[str, ...], reason: str, actor: str | None,
+          as_of: dt.datetime | None) -> None:
+    """Re-read these invoices from NetSuite, check them again and deliver what passes."""
+    from ar_sync.runner import LockHeldError, run_cycle
+
+    store = c.store()
+    found = store.request_rerun(keys, actor or getpass.getuser(), reason)
+    store.close()
+    missing = sorted(set(keys) - set(found))
+    if missing:
+        click.echo(f"unknown key(s): {', '.join(missing)}", err=True)
+    if not found:
+        sys.exit(EXIT_USAGE)
+    try:
+        run_cycle(c.settings, as_of=as_of.date() if as_of else None, only_keys=found)
+    except LockHeldError as exc:
+        click.echo(f"{exc}\nThe rerun is recorded; the running daemon will do it next cycle.")
+        return
+    from ar_sync.views import show_data
+
+    for key in found:
+        d = show_data(c.store(), key) or {}
+        click.echo(f"{key}: {d.get('state')} {d.get('hold_reason') or d.get('delivery_ref') or ''}")
+
+
+@cli.group()
+def config() -> None:
+    """Configuration commands."""
+
+
+@config.command("check")
+@pass_ctx
+def config_check(c: Context) -> None:
+    """Validate the config and the customer library; exit 2 on any error."""
+    settings = c.settings
+    click.echo(f"{settings.path}: ok ({len(settings.model.channels)} channels, "
+               f"{len(settings.requirements)} customers in the requirements library)")
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("ar-sync-demo"), show_default=True, help="Working directory to create.")
+@as_of_option
+def demo(directory: Path, as_of: dt.datetime | None) -> None:
+    """Create a working directory on the built-in sandbox account and run one cycle."""
+    from ar_sync.demo import run_demo
+
+    run_demo(directory, as_of.date() if as_of else None)
+
+
+from ar_sync.sandbox_cli import sandbox  # noqa: E402
+
+cli.add_command(sandbox)
+
+
+def main() -> None:
+    cli(prog_name="ar-sync")

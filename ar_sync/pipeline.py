@@ -1,0 +1,530 @@
+"""The invoice cycle: pull → draft → check → create → read back → check → render → deliver.
+
+Every side effect is bracketed by state transitions in the store (intent before, outcome
+after), so a run killed at any moment is finished by the next one without duplicating or
+losing an invoice or a delivery:
+
+* a unit left ``creating`` is looked up by its external id: adopted if NetSuite has it,
+  otherwise created on this pass;
+* a unit left ``delivering`` is looked up with the channel's status: recorded as delivered
+  if the channel has it, otherwise delivered again.
+
+Errors are caught here, by branch, and nowhere else: ``TransientError`` schedules a retry,
+``RejectedError`` holds the unit for a person, ``FatalError`` ends the cycle. One bad
+record never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from ar_sync import log
+from ar_sync.checks import CheckContext, rules_version, run_checks
+from ar_sync.config import Settings
+from ar_sync.connector import Connector, open_connector
+from ar_sync.errors import (
+    AmbiguousError,
+    ArSyncError,
+    DuplicateExternalIdError,
+    FatalError,
+    RejectedError,
+    TransientError,
+)
+from ar_sync.invoicing import build_draft
+from ar_sync.models import (
+    BillableUnit,
+    DeliveryOutcome,
+    Finding,
+    Invoice,
+    OutcomeStatus,
+    Severity,
+    from_jsonable,
+    to_jsonable,
+)
+from ar_sync.netsuite.gateway import Gateway, InvoiceSummary
+from ar_sync.requirements import library_version
+from ar_sync.store import State, Store, now
+
+T = TypeVar("T")
+BEFORE_CREATION = ("check", "netsuite")  # hold stages at which NetSuite has no invoice
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for the summary, `status` and the cycle's heartbeat row."""
+
+    found: int = 0
+    created: int = 0
+    adopted: int = 0
+    delivered: int = 0
+    held: int = 0
+    retrying: int = 0
+    still_held: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "reasons"}
+        return data | {"reasons": dict(self.reasons.most_common())}
+
+
+class Cycle:
+    """One pass over everything due, and everything left in flight by earlier passes."""
+
+    def __init__(self, settings: Settings, store: Store, gateway: Gateway,
+                 connectors: dict[str, Connector] | None = None, *,
+                 as_of: dt.date | None = None, stop: threading.Event | None = None,
+                 progress: Callable[[str, int], None] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.gateway = gateway
+        self.connectors = connectors if connectors is not None else {}
+        self.as_of = as_of or dt.datetime.now(settings.zone).date()
+        self.stop = stop or threading.Event()
+        self.progress = progress or (lambda step, n: None)
+        self.report = CycleReport()
+        self.log = log.get("ar_sync.cycle")
+        self.versions = (rules_version(),
+                         library_version(settings.resolve(settings.model.requirements.library)))
+        self.broken_channels: set[str] = set()
+
+    # -- the cycle -----------------------------------------------------------------------
+
+    def run(self, only_keys: Sequence[str] | None = None) -> CycleReport:
+        """Run the cycle (restricted to ``only_keys`` for a rerun); FatalError propagates."""
+        cycle_id = self.store.begin_cycle()
+        self.log.info("cycle_started", as_of=self.as_of.isoformat(), only=only_keys)
+        try:
+            self.reconcile()
+            if only_keys is None:
+                for batch in self.gateway.iter_billable(self.as_of,
+                                                        self.settings.billing.batch_size):
+                    self.process_units(batch)
+                    if self.stop.is_set():
+                        break
+            else:
+                self.process_units(list(self._refetch(only_keys).values()))
+            self.resume_created(only_keys)
+        except FatalError as exc:
+            self.store.end_cycle(cycle_id, "failed", self.report.as_dict() | {"error": str(exc)})
+            self.log.error("cycle_failed", error=str(exc))
+            raise
+        self.report.stopped_early = self.stop.is_set()
+        self.store.end_cycle(cycle_id, "ok", self.report.as_dict())
+        self.log.info("cycle_finished", **self.report.as_dict())
+        return self.report
+
+    def _refetch(self, keys: Sequence[str]) -> dict[str, BillableUnit]:
+        rows = self.store.units(keys)
+        wanted = [k for k in keys if k not in rows or _before_creation(rows[k])]
+        return self._call(self.gateway.fetch_units, wanted, self.as_of) if wanted else {}
+
+    # -- reconcile what a crash left in flight -------------------------------------------
+
+    def reconcile(self) -> None:
+        """Settle units a killed run left ``creating`` or ``delivering``."""
+        creating = [r["key"] for r in self.store.rows(
+            "SELECT key FROM units WHERE state = ?", (State.CREATING,))]
+        for start in range(0, len(creating), 500):
+            self._settle_creating(creating[start:start + 500])
+        for row in self.store.rows("SELECT key, channel FROM units WHERE state = ?",
+                                   (State.DELIVERING,)):
+            self._settle_delivering(row["key"], row["channel"])
+
+    def _settle_creating(self, keys: list[str]) -> None:
+        found = self._call(self.gateway.find_invoices, keys)
+        for key in keys:
+            with self.store.transaction():
+                self._close_pending(key, "create", found.get(key))
+                if key in found:
+                    inv = found[key]
+                    self.store.set_state(key, State.CREATED, netsuite_id=inv.netsuite_id,
+                                         tran_id=inv.tran_id)
+                    self.store.event(key, "create_reconciled", found=True,
+                                     netsuite_id=inv.netsuite_id)
+                else:
+                    self.store.set_state(key, State.RETRY, retry_stage="create",
+                                         next_attempt_at=now())
+                    self.store.event(key, "create_reconciled", found=False)
+            self.log.info("create_reconciled", key=key, found=key in found)
+
+    def _settle_delivering(self, key: str, channel: str) -> None:
+        try:
+            outcome = self._connector(channel).status(key)
+        except (TransientError, FatalError) as exc:
+            self.log.warning("delivery_status_unavailable", key=key, error=str(exc))
+            return
+        with self.store.transaction():
+            pending = self.store.pending_attempt(key, "deliver")
+            if outcome is not None and outcome.status is not OutcomeStatus.REJECTED:
+                if pending:
+                    self.store.finish_attempt(pending["id"], "ok", reference=outcome.reference,
+                                              message="confirmed by channel status after restart")
+                self.store.set_state(key, State.DELIVERED, delivery_ref=outcome.reference)
+                self.store.event(key, "delivery_reconciled", found=True,
+                                 reference=outcome.reference)
+            else:
+                if pending:
+                    self.store.finish_attempt(pending["id"], "lost",
+                                              message="channel has no record of it after restart")
+                self.store.set_state(key, State.CREATED)
+                self.store.event(key, "delivery_reconciled", found=False)
+        self.log.info("delivery_reconciled", key=key, found=outcome is not None)
+
+    def _close_pending(self, key: str, operation: str, invoice: Invoice | None) -> None:
+        pending = self.store.pending_attempt(key, operation)
+        if pending is None:
+            return
+        if invoice is not None:
+            self.store.finish_attempt(pending["id"], "ok", reference=invoice.netsuite_id or "",
+                                      message="found by external id after restart")
+        else:
+            self.store.finish_attempt(pending["id"], "lost",
+                                      message="not found by external id after restart")
+
+    # -- units pulled from NetSuite ------------------------------------------------------
+
+    def process_units(self, units: Sequence[BillableUnit]) -> None:
+        """Draft, check and create the units of one batch that need it."""
+        self.report.found += len(units)
+        rows = self.store.units([u.key for u in units])
+        todo = [u for u in units if self._needs_pass(u, rows.get(u.key))]
+        if not todo:
+            return
+        existing = self._existing_invoices(todo)
+        passing: list[tuple[Invoice, bool]] = []
+        for unit in todo:
+            if self.stop.is_set():
+                return
+            row = rows.get(unit.key)
+            draft = self._check_draft(unit, existing, row)
+            if draft is not None:
+                passing.append((draft, row is not None and row["state"] == State.RETRY))
+        self._create(passing)
+
+    def _needs_pass(self, unit: BillableUnit, row: Any) -> bool:
+        if row is None or row["state"] == State.NEW:
+            return True
+        if row["rerun_requested"]:
+            return row["state"] in (State.HELD, State.RETRY) and _before_creation(row)
+        if row["state"] == State.RETRY and row["retry_stage"] == "create":
+            return bool(row["next_attempt_at"] <= now())
+        if row["state"] == State.HELD and row["hold_stage"] in BEFORE_CREATION:
+            if row["fingerprint"] != unit.fingerprint():
+                return True
+            self.report.still_held += 1
+        return False
+
+    def _existing_invoices(self, units: Sequence[BillableUnit]) -> dict[str, list[InvoiceSummary]]:
+        since = self.as_of - dt.timedelta(days=self.settings.billing.duplicate_lookback_days)
+        customers = sorted({u.customer.id for u in units})
+        by_customer: dict[str, list[InvoiceSummary]] = defaultdict(list)
+        for summary in self._call(self.gateway.invoices_for_customers, customers, since):
+            by_customer[summary.customer_id].append(summary)
+        return by_customer
+
+    def channel_for(self, unit_customer_entity: str, customer_channel: str) -> str:
+        req = self.settings.requirements.get(unit_customer_entity)
+        return (req.channel if req and req.channel else customer_channel
+                or self.settings.delivery.default_channel)
+
+    def _check_draft(self, unit: BillableUnit, existing: dict[str, list[InvoiceSummary]],
+                     row: Any) -> Invoice | None:
+        """Draft and check one unit; hold it (returning None) or mark it ``creating``."""
+        draft = build_draft(unit)
+        channel = self.channel_for(unit.customer.entity_id, unit.customer.channel)
+        ctx = CheckContext(as_of=self.as_of,
+                           requirements=self.settings.requirements.get(unit.customer.entity_id),
+                           existing=existing.get(unit.customer.id, ()),
+                           channels=frozenset(self.settings.model.channels), channel=channel)
+        findings = run_checks(draft, ctx, "draft")
+        holds = [f for f in findings if f.holds]
+        with self.store.transaction():
+            self.store.upsert_unit(_unit_row(unit, draft, channel, row))
+            self.store.record_check(unit.key, "draft", findings, *self.versions)
+            if row is None:
+                self.store.event(unit.key, "discovered", kind=unit.kind.value,
+                                 order=unit.order_number, total=str(draft.total))
+            elif row["fingerprint"] != unit.fingerprint():
+                self.store.event(unit.key, "source_changed", previous=row["fingerprint"])
+            if holds:
+                self._hold(unit.key, "check", holds)
+                return None
+            self.store.set_state(unit.key, State.CREATING, rerun_requested=0)
+            self.store.begin_attempt(unit.key, f"netsuite:{self.gateway.name}", "create")
+        return draft
+
+    # -- create in NetSuite --------------------------------------------------------------
+
+    def _create(self, drafts: list[tuple[Invoice, bool]]) -> None:
+        if not drafts:
+            return
+        self.progress("create", len(drafts))
+        retried = [d.key for d, was_retried in drafts if was_retried]
+        already = self._call(self.gateway.find_invoices, retried) if retried else {}
+        fresh = [d for d, _ in drafts if d.key not in already]
+        try:
+            results: list[Invoice | ArSyncError] = (
+                self._call(self.gateway.create_invoices, fresh) if fresh else [])
+        except TransientError as exc:  # the whole call failed: nothing to adopt yet
+            for draft in fresh:
+                self._retry(draft.key, "create", exc)
+            results, fresh = [], []
+        for key, invoice in already.items():
+            self._record_created(key, invoice, adopted=True)
+        for draft, result in zip(fresh, results, strict=True):
+            self._record_create_result(draft, result)
+
+    def _record_create_result(self, draft: Invoice, result: Invoice | ArSyncError) -> None:
+        if isinstance(result, Invoice):
+            self._record_created(draft.key, result, adopted=False)
+        elif isinstance(result, DuplicateExternalIdError):
+            found = self._call(self.gateway.find_invoices, [draft.key])
+            if draft.key in found:
+                self._record_created(draft.key, found[draft.key], adopted=True)
+            else:
+                self._retry(draft.key, "create", result)
+        elif isinstance(result, RejectedError):
+            finding = Finding("netsuite.refused", Severity.ERROR, result.field or "-",
+                              result.remote_code or result.code, "NetSuite to accept the invoice",
+                              f"NetSuite refused the invoice: {result}")
+            with self.store.transaction():
+                self._finish_pending(draft.key, "create", "rejected", result)
+                self._hold(draft.key, "netsuite", [finding])
+        elif isinstance(result, TransientError):
+            self._retry(draft.key, "create", result)
+        else:
+            raise result
+
+    def _record_created(self, key: str, invoice: Invoice, *, adopted: bool) -> None:
+        with self.store.transaction():
+            pending = self.store.pending_attempt(key, "create")
+            if pending:
+                self.store.finish_attempt(pending["id"], "ok", reference=invoice.netsuite_id or "",
+                                          message="adopted existing invoice" if adopted else "")
+            self.store.set_state(key, State.CREATED, netsuite_id=invoice.netsuite_id,
+                                 tran_id=invoice.tran_id, retries=0, next_attempt_at=None)
+            self.store.event(key, "invoice_adopted" if adopted else "invoice_created",
+                             netsuite_id=invoice.netsuite_id, tran_id=invoice.tran_id)
+        self.report.adopted += adopted
+        self.report.created += not adopted
+        self.log.info("invoice_adopted" if adopted else "invoice_created", key=key,
+                      tran_id=invoice.tran_id)
+
+    # -- after creation: read back, check again, deliver ----------------------------------
+
+    def resume_created(self, only_keys: Sequence[str] | None = None) -> None:
+        """Check again and deliver every created invoice that is not delivered yet."""
+        rows = self.store.rows(
+            "SELECT key, netsuite_id, channel, draft, state, hold_stage, retry_stage, "
+            "next_attempt_at, rerun_requested FROM units WHERE netsuite_id IS NOT NULL "
+            "AND state IN (?, ?, ?)", (State.CREATED, State.RETRY, State.HELD))
+        due = [r for r in rows if _ready_to_deliver(r, only_keys)]
+        for start in range(0, len(due), self.settings.billing.batch_size):
+            if self.stop.is_set():
+                return
+            chunk = due[start:start + self.settings.billing.batch_size]
+            invoices = self._call(self.gateway.read_invoices, [r["netsuite_id"] for r in chunk])
+            for row in chunk:
+                if self.stop.is_set():
+                    return
+                invoice = invoices.get(row["netsuite_id"])
+                if invoice is None:
+                    self._retry(row["key"], "deliver", TransientError(
+                        f"invoice {row['netsuite_id']} could not be read back from NetSuite"))
+                    continue
+                self._verify_and_deliver(row, invoice)
+
+    def _verify_and_deliver(self, row: Any, invoice: Invoice) -> None:
+        key = row["key"]
+        draft = from_jsonable(Invoice, _json(row["draft"]))
+        findings = run_checks(invoice, CheckContext(as_of=self.as_of, draft=draft,
+                                                    requirements=self.settings.requirements.get(
+                                                        invoice.customer.entity_id)), "invoice")
+        holds = [f for f in findings if f.holds]
+        with self.store.transaction():
+            self.store.record_check(key, "invoice", findings, *self.versions)
+            if holds:
+                self._hold(key, "invoice", holds)
+                return
+        self._deliver(key, row["channel"], invoice, row["state"] == State.RETRY)
+
+    def _deliver(self, key: str, channel: str, invoice: Invoice, retried: bool) -> None:
+        if channel in self.broken_channels:
+            self._retry(key, "deliver", TransientError(f"channel {channel} is failing"))
+            return
+        try:
+            connector = self._connector(channel)
+            if retried and (outcome := connector.status(key)) is not None:
+                self._record_delivery(key, None, outcome)
+                return
+            document = connector.render(invoice)
+        except (TransientError, FatalError) as exc:
+            self._channel_failed(key, channel, exc)
+            return
+        with self.store.transaction():
+            attempt = self.store.begin_attempt(key, f"channel:{channel}", "deliver",
+                                               document.body, document.media_type)
+            self.store.set_state(key, State.DELIVERING)
+        try:
+            outcome = connector.submit(invoice, document)
+        except (TransientError, FatalError) as exc:
+            self._channel_failed(key, channel, exc, attempt)
+            return
+        self._record_delivery(key, attempt, outcome)
+
+    def _record_delivery(self, key: str, attempt: int | None, outcome: DeliveryOutcome) -> None:
+        accepted = outcome.status is not OutcomeStatus.REJECTED and bool(outcome.reference)
+        with self.store.transaction():
+            if attempt is not None:
+                self.store.finish_attempt(attempt, "ok" if accepted else "rejected",
+                                          code=outcome.reason_code, reference=outcome.reference,
+                                          message=outcome.remote_text)
+            if accepted:
+                self.store.set_state(key, State.DELIVERED, delivery_ref=outcome.reference,
+                                     retries=0, next_attempt_at=None, rerun_requested=0)
+                self.store.event(key, "invoice_delivered", reference=outcome.reference,
+                                 status=outcome.status.value)
+            else:
+                text = outcome.remote_text or "the channel gave no reference"
+                finding = Finding(f"channel.{(outcome.reason_code or 'rejected').lower()}",
+                                  Severity.ERROR, outcome.field or "-",
+                                  outcome.remote_code or "-", "the channel to accept it",
+                                  f"The channel rejected the invoice ({outcome.reason_code or '?'}"
+                                  f"): {text}")
+                self.store.record_check(key, "delivery", [finding], *self.versions)
+                self._hold(key, "delivery", [finding])
+                return
+        self.report.delivered += 1
+        self.log.info("invoice_delivered", key=key, reference=outcome.reference)
+
+    def _channel_failed(self, key: str, channel: str, exc: ArSyncError,
+                        attempt: int | None = None) -> None:
+        if isinstance(exc, FatalError):
+            self.broken_channels.add(channel)
+            self.log.error("channel_unusable", channel=channel, error=str(exc))
+        if attempt is not None and isinstance(exc, AmbiguousError):
+            with self.store.transaction():  # leave DELIVERING: next start asks the channel
+                self.store.finish_attempt(attempt, "ambiguous", error_class=type(exc).__name__,
+                                          message=str(exc))
+                self.store.set_state(key, State.RETRY, retry_stage="deliver",
+                                     next_attempt_at=now())
+            return
+        self._retry(key, "deliver", exc, attempt)
+
+    # -- shared transitions --------------------------------------------------------------
+
+    def _hold(self, key: str, stage: str, findings: Sequence[Finding]) -> None:
+        """Hold a unit for a person (inside a transaction)."""
+        reason = "; ".join(f.rule for f in findings)
+        self.store.set_state(key, State.HELD, hold_stage=stage,
+                             hold_reason=reason, rerun_requested=0)
+        self.store.event(key, "held", stage=stage, rules=[f.rule for f in findings],
+                         messages=[f.message for f in findings])
+        self.report.held += 1
+        self.report.reasons.update(f.rule for f in findings)
+        self.log.info("invoice_held", key=key, stage=stage, rules=reason)
+
+    def _retry(self, key: str, stage: str, exc: ArSyncError, attempt: int | None = None) -> None:
+        cfg = self.settings.model.retry
+        with self.store.transaction():
+            row = self.store.unit(key)
+            retries = (row["retries"] if row else 0) + 1
+            if attempt is None:
+                pending = self.store.pending_attempt(key, "create" if stage == "create"
+                                                     else "deliver")
+                attempt = pending["id"] if pending else None
+            if attempt is not None:
+                self.store.finish_attempt(attempt, "transient", error_class=type(exc).__name__,
+                                          message=str(exc))
+            if retries >= cfg.max_attempts:
+                finding = Finding("retry.exhausted", Severity.ERROR, stage, str(exc),
+                                  f"success within {cfg.max_attempts} attempts",
+                                  f"Gave up after {retries} attempts to {stage}: {exc}")
+                self.store.record_check(key, stage, [finding], *self.versions)
+                self._hold(key, stage if stage != "create" else "netsuite", [finding])
+                return
+            delay = min(cfg.cap_seconds, cfg.base_seconds * 2 ** (retries - 1))
+            delay = delay * (0.5 + random.random() / 2)
+            at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)).isoformat(
+                timespec="milliseconds")
+            self.store.set_state(key, State.RETRY, retry_stage=stage, retries=retries,
+                                 next_attempt_at=at)
+            self.store.event(key, "retry_scheduled", stage=stage, attempt=retries, at=at,
+                             error=f"{type(exc).__name__}: {exc}")
+        self.report.retrying += 1
+        self.log.warning("retry_scheduled", key=key, stage=stage, attempt=retries, error=str(exc))
+
+    def _finish_pending(self, key: str, operation: str, outcome: str, exc: ArSyncError) -> None:
+        pending = self.store.pending_attempt(key, operation)
+        if pending:
+            self.store.finish_attempt(pending["id"], outcome, error_class=type(exc).__name__,
+                                      code=getattr(exc, "remote_code", "") or
+                                      getattr(exc, "code", ""), message=str(exc))
+
+    def _connector(self, channel: str) -> Connector:
+        if channel not in self.connectors:
+            self.connectors[channel] = open_connector(self.settings, channel)
+        return self.connectors[channel]
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the gateway with bounded, jittered, logged retries for transient errors."""
+        cfg = self.settings.model.retry
+
+        def log_retry(state: Any) -> None:
+            self.log.warning("netsuite_retry", call=fn.__name__, attempt=state.attempt_number,
+                             error=str(state.outcome.exception()))
+
+        wrapped = retry(
+            retry=retry_if_exception(lambda e: isinstance(e, TransientError)
+                                     and not isinstance(e, AmbiguousError)),
+            stop=stop_after_attempt(cfg.in_call_attempts),
+            wait=wait_exponential_jitter(initial=cfg.in_call_wait_seconds,
+                                         max=cfg.in_call_wait_seconds * 8),
+            before_sleep=log_retry, reraise=True)(fn)
+        return wrapped(*args)
+
+
+def _before_creation(row: Any) -> bool:
+    return bool(row["netsuite_id"] is None)
+
+
+def _ready_to_deliver(row: Any, only_keys: Iterable[str] | None) -> bool:
+    if only_keys is not None and row["key"] not in only_keys:
+        return False
+    if row["state"] == State.CREATED:
+        return True
+    if row["state"] == State.RETRY:
+        return bool(row["rerun_requested"] or row["next_attempt_at"] <= now())
+    return bool(row["rerun_requested"])  # HELD after creation: only when a person asks
+
+
+def _unit_row(unit: BillableUnit, draft: Invoice, channel: str, row: Any) -> dict[str, Any]:
+    return {
+        "key": unit.key, "kind": unit.kind.value, "order_id": unit.order_id,
+        "order_number": unit.order_number, "customer_id": unit.customer.id,
+        "customer_entity": unit.customer.entity_id, "customer_name": unit.customer.name,
+        "channel": channel, "currency": unit.currency, "total": str(draft.total),
+        "bill_date": unit.bill_date.isoformat(),
+        "state": row["state"] if row is not None else State.NEW,
+        "fingerprint": unit.fingerprint(),
+        "draft": json.dumps(to_jsonable(draft), separators=(",", ":")),
+    }
+
+
+def _json(text: str) -> Any:
+    return json.loads(text)

@@ -1,0 +1,76 @@
+"""Wiring: open the store, the gateway and the lock, and run a cycle.
+
+Only one process may work a state file at a time (a daemon, ``run --once`` or ``rerun``);
+the lock file beside the state file names the holder so a second one can say who it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from ar_sync import log
+from ar_sync.config import Settings
+from ar_sync.errors import FatalError
+from ar_sync.netsuite import open_gateway
+from ar_sync.pipeline import Cycle, CycleReport
+from ar_sync.store import Store
+
+
+class LockHeldError(FatalError):
+    """Raised when another ar-sync process already works this state file."""
+
+
+def lock_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".lock")
+
+
+@contextmanager
+def state_lock(state_path: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``state_path`` for the duration of the block."""
+    path = lock_path(state_path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fh: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held across the yield
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown process"
+            raise LockHeldError(f"{state_path} is in use by {holder}; "
+                                "only one ar-sync may work a state file at a time") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def run_cycle(settings: Settings, *, as_of: dt.date | None = None,
+              only_keys: Sequence[str] | None = None, stop: threading.Event | None = None,
+              progress: Callable[[str, int], None] | None = None,
+              locked: bool = False) -> CycleReport:
+    """Run one cycle on the configured account (taking the state lock unless ``locked``)."""
+    if not locked:
+        with state_lock(settings.state_path):
+            return run_cycle(settings, as_of=as_of, only_keys=only_keys, stop=stop,
+                             progress=progress, locked=True)
+    store = Store.open(settings.state_path)
+    gateway = open_gateway(settings)
+    try:
+        cycle = Cycle(settings, store, gateway, as_of=as_of, stop=stop, progress=progress)
+        return cycle.run(only_keys)
+    finally:
+        gateway.close()
+        store.close()
+        log.get().debug("cycle_closed")

@@ -1,0 +1,317 @@
+"""The SQLite state store: units, attempts, findings, check runs, events, cycles.
+
+One transaction per state transition. An attempt is written *before* its side effect
+(outcome ``pending``) and finished *after* it, so a crash at any moment leaves a record
+saying exactly which calls may have happened; :mod:`ar_sync.pipeline` reconciles those
+on start. The event history is append-only (triggers refuse UPDATE and DELETE).
+
+The file is created 0600 in a directory created 0700, in WAL mode with
+``synchronous=NORMAL``: durable against a killed process (the WAL is in the OS cache);
+after a power loss the last transactions may be lost, which the external-id and channel
+status look-ups on start also reconcile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ar_sync.models import Finding
+
+
+class State:
+    """Unit states; see docs/state-machine.md."""
+
+    NEW = "new"  # seen, not yet through the checklist
+    HELD = "held"  # waiting for a person: findings, a NetSuite refusal, a channel rejection
+    CREATING = "creating"  # create sent (or about to be) to NetSuite
+    CREATED = "created"  # NetSuite has it; not yet checked again / delivered
+    DELIVERING = "delivering"  # submission sent (or about to be) to the channel
+    DELIVERED = "delivered"  # the channel accepted it and gave a reference
+    RETRY = "retry"  # a transient failure; next_attempt_at says when
+
+    IN_FLIGHT = (CREATING, CREATED, DELIVERING, RETRY)
+
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE units (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        order_number TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        customer_entity TEXT NOT NULL,
+        customer_name TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        total TEXT NOT NULL,
+        bill_date TEXT NOT NULL,
+        state TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        draft TEXT NOT NULL,
+        netsuite_id TEXT,
+        tran_id TEXT,
+        delivery_ref TEXT,
+        hold_stage TEXT,
+        hold_reason TEXT,
+        retry_stage TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        rerun_requested INTEGER NOT NULL DEFAULT 0,
+        first_seen_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX units_state ON units(state);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL REFERENCES units(key),
+        target TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL,
+        error_class TEXT,
+        code TEXT,
+        message TEXT,
+        reference TEXT,
+        document BLOB,
+        document_type TEXT
+    );
+    CREATE INDEX attempts_key ON attempts(key);
+    CREATE INDEX attempts_pending ON attempts(outcome) WHERE outcome = 'pending';
+    CREATE TABLE check_runs (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL REFERENCES units(key),
+        stage TEXT NOT NULL,
+        at TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        rules_version TEXT NOT NULL,
+        library_version TEXT NOT NULL
+    );
+    CREATE INDEX check_runs_key ON check_runs(key);
+    CREATE TABLE findings (
+        id INTEGER PRIMARY KEY,
+        check_run INTEGER NOT NULL REFERENCES check_runs(id),
+        key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        field TEXT NOT NULL,
+        found TEXT NOT NULL,
+        expected TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX findings_key ON findings(key);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        key TEXT,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX events_key ON events(key);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TABLE cycles (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+SERVICE = "ar-sync"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """The state store of one ar-sync installation."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating 0700/0600 if needed) and migrate the store at ``path``."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(conn, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic state transition (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- writes, each one transition ---------------------------------------------------
+
+    def event(self, key: str | None, kind: str, actor: str = SERVICE, **detail: Any) -> None:
+        """Append an event (call inside a transaction)."""
+        self.conn.execute(
+            "INSERT INTO events (at, key, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+            (now(), key, kind, actor, json.dumps(detail, sort_keys=True, default=str)),
+        )
+
+    def set_state(self, key: str, state: str, **columns: Any) -> None:
+        """Update a unit's state and columns (call inside a transaction)."""
+        columns |= {"state": state, "updated_at": now()}
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        self.conn.execute(f"UPDATE units SET {assignments} WHERE key = ?",
+                          (*columns.values(), key))
+
+    def upsert_unit(self, row: dict[str, Any]) -> None:
+        """Insert a newly seen unit, or refresh the source data of a known one."""
+        stamp = now()
+        row = {**row, "updated_at": stamp}
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("key", "state"))
+        self.conn.execute(
+            f"INSERT INTO units ({cols}, first_seen_at) VALUES ({marks}, ?) "
+            f"ON CONFLICT(key) DO UPDATE SET {updates}",
+            (*row.values(), stamp),
+        )
+
+    def record_check(self, key: str, stage: str, findings: Sequence[Finding],
+                     rules_version: str, library_version: str) -> None:
+        """Store one checklist run and its findings (call inside a transaction)."""
+        passed = not any(f.holds for f in findings)
+        cur = self.conn.execute(
+            "INSERT INTO check_runs (key, stage, at, passed, rules_version, library_version) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (key, stage, now(), passed, rules_version,
+                                          library_version))
+        self.conn.executemany(
+            "INSERT INTO findings (check_run, key, rule, severity, field, found, expected, "
+            "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(cur.lastrowid, key, f.rule, f.severity.value, f.field, f.found, f.expected,
+              f.message) for f in findings],
+        )
+
+    def begin_attempt(self, key: str, target: str, operation: str,
+                      document: bytes | None = None, document_type: str | None = None) -> int:
+        """Write an attempt as ``pending`` before its side effect (inside a transaction)."""
+        blob = zlib.compress(document) if document is not None else None
+        cur = self.conn.execute(
+            "INSERT INTO attempts (key, target, operation, started_at, outcome, document, "
+            "document_type) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            (key, target, operation, now(), blob, document_type),
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_attempt(self, attempt_id: int, outcome: str, *, error_class: str = "",
+                       code: str = "", message: str = "", reference: str = "") -> None:
+        """Record what came of an attempt (inside a transaction)."""
+        self.conn.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, error_class = ?, code = ?, "
+            "message = ?, reference = ? WHERE id = ?",
+            (now(), outcome, error_class, code, message, reference, attempt_id),
+        )
+
+    def request_rerun(self, keys: Iterable[str], actor: str, reason: str) -> list[str]:
+        """Flag units for a fresh pass on the next cycle; return the keys that exist."""
+        found = []
+        with self.transaction():
+            for key in keys:
+                if self.conn.execute("UPDATE units SET rerun_requested = 1 WHERE key = ?",
+                                     (key,)).rowcount:
+                    self.event(key, "rerun_requested", actor, reason=reason)
+                    found.append(key)
+        return found
+
+    def begin_cycle(self) -> int:
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO cycles (started_at, outcome) VALUES (?, 'running')", (now(),))
+        return int(cur.lastrowid or 0)
+
+    def end_cycle(self, cycle_id: int, outcome: str, summary: dict[str, Any]) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE cycles SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
+                (now(), outcome, json.dumps(summary, default=str), cycle_id))
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def units(self, keys: Sequence[str]) -> dict[str, sqlite3.Row]:
+        """The stored rows of these keys (absent keys are left out)."""
+        out: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM units WHERE key IN ({marks})", chunk):
+                out[row["key"]] = row
+        return out
+
+    def unit(self, key: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM units WHERE key = ?", (key,)).fetchone()
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self.conn.execute(sql, params))
+
+    def pending_attempt(self, key: str, operation: str) -> sqlite3.Row | None:
+        """The last attempt of ``operation`` for ``key`` that never got an outcome."""
+        return self.conn.execute(
+            "SELECT * FROM attempts WHERE key = ? AND operation = ? AND outcome = 'pending' "
+            "ORDER BY id DESC LIMIT 1", (key, operation)).fetchone()
+
+    def latest_findings(self, key: str) -> list[sqlite3.Row]:
+        run = self.conn.execute("SELECT id FROM check_runs WHERE key = ? ORDER BY id DESC "
+                                "LIMIT 1", (key,)).fetchone()
+        if run is None:
+            return []
+        return self.rows("SELECT * FROM findings WHERE check_run = ? ORDER BY id", (run["id"],))
+
+    def document(self, attempt_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT document FROM attempts WHERE id = ?",
+                                (attempt_id,)).fetchone()
+        return zlib.decompress(row["document"]) if row and row["document"] else None

@@ -1,0 +1,142 @@
+"""What the read commands show: plain data (for ``--json``) and text that fits 100 columns."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+from ar_sync.store import State, Store
+
+WIDTH = 100
+
+
+def status_data(store: Store) -> dict[str, Any]:
+    """Counts by state with the oldest of each, and the last cycles."""
+    states = {r["state"]: {"count": r["n"], "oldest": r["oldest"]} for r in store.rows(
+        "SELECT state, COUNT(*) AS n, MIN(updated_at) AS oldest FROM units GROUP BY state")}
+    last = store.rows("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+    ok = store.rows("SELECT * FROM cycles WHERE outcome = 'ok' ORDER BY id DESC LIMIT 1")
+    return {
+        "state_file": str(store.path),
+        "units": states,
+        "last_cycle": _cycle(last[0]) if last else None,
+        "last_successful_cycle": _cycle(ok[0]) if ok else None,
+    }
+
+
+def _cycle(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "started_at": row["started_at"], "finished_at": row["finished_at"],
+            "outcome": row["outcome"], "summary": json.loads(row["summary"])}
+
+
+def format_status(data: dict[str, Any]) -> str:
+    lines = [f"State file: {data['state_file']}", ""]
+    order = [State.DELIVERED, State.HELD, State.RETRY, State.CREATED, State.DELIVERING,
+             State.CREATING, State.NEW]
+    lines.append(f"{'state':<12} {'units':>7}  oldest change")
+    for state in order:
+        if state in data["units"]:
+            u = data["units"][state]
+            lines.append(f"{state:<12} {u['count']:>7}  {u['oldest']}")
+    if not data["units"]:
+        lines.append("(no invoices yet: run `ar-sync run --once`)")
+    for label, key in (("Last cycle", "last_cycle"), ("Last success", "last_successful_cycle")):
+        c = data[key]
+        if c:
+            s = c["summary"]
+            lines.append(f"{label + ':':<14} #{c['id']} {c['outcome']} at "
+                         f"{c['finished_at'] or c['started_at']} (found {s.get('found', 0)}, "
+                         f"created {s.get('created', 0)}, delivered {s.get('delivered', 0)}, "
+                         f"held {s.get('held', 0)})")
+    return "\n".join(lines)
+
+
+def failures_data(store: Store) -> list[dict[str, Any]]:
+    """Held and retrying units with the reason a person acts on, oldest first."""
+    rows = store.rows(
+        "SELECT key, order_number, customer_entity, customer_name, channel, currency, total, "
+        "state, hold_stage, hold_reason, retry_stage, retries, next_attempt_at, updated_at "
+        "FROM units WHERE state IN (?, ?) ORDER BY updated_at", (State.HELD, State.RETRY))
+    out = []
+    for r in rows:
+        findings = store.latest_findings(r["key"])
+        out.append(dict(r) | {"reasons": [f["message"] for f in findings if
+                                          f["severity"] == "error"]})
+    return out
+
+
+def format_failures(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "Nothing held or waiting for a retry."
+    lines = [f"{'key':<26} {'order':<10} {'customer':<24} {'total':>14}  {'state':<6} rules"]
+    for it in items:
+        rules = it["hold_reason"] if it["state"] == State.HELD else f"retry {it['retry_stage']}"
+        lines.append(f"{it['key']:<26} {it['order_number']:<10} {it['customer_name'][:24]:<24} "
+                     f"{it['total'] + ' ' + it['currency']:>14}  {it['state']:<6} {rules}")
+        for reason in it["reasons"][:3]:
+            lines.extend(textwrap.wrap(reason, WIDTH, initial_indent="    - ",
+                                       subsequent_indent="      "))
+    lines.append("")
+    lines.append(f"{len(items)} invoice(s) need attention. `ar-sync show KEY` tells the whole "
+                 "story; fix the data in NetSuite, then `ar-sync rerun KEY`.")
+    return "\n".join(lines)
+
+
+def show_data(store: Store, key: str) -> dict[str, Any] | None:
+    """Everything recorded about one unit."""
+    unit = store.unit(key)
+    if unit is None:
+        return None
+    data = dict(unit)
+    data["draft"] = json.loads(data["draft"])
+    runs = store.rows("SELECT * FROM check_runs WHERE key = ? ORDER BY id", (key,))
+    data["checks"] = [dict(r) | {"findings": [dict(f) for f in store.rows(
+        "SELECT rule, severity, field, found, expected, message FROM findings "
+        "WHERE check_run = ? ORDER BY id", (r["id"],))]} for r in runs]
+    data["attempts"] = [dict(a) for a in store.rows(
+        "SELECT id, target, operation, started_at, finished_at, outcome, error_class, code, "
+        "message, reference, document_type FROM attempts WHERE key = ? ORDER BY id", (key,))]
+    data["events"] = [dict(e) | {"detail": json.loads(e["detail"])} for e in store.rows(
+        "SELECT at, kind, actor, detail FROM events WHERE key = ? ORDER BY id", (key,))]
+    return data
+
+
+def format_show(d: dict[str, Any]) -> str:
+    draft = d["draft"]
+    cust = draft["customer"]
+    lines = [
+        f"{d['key']}  —  {d['state'].upper()}"
+        + (f" at {d['hold_stage']}" if d["state"] == State.HELD else ""),
+        f"Sales order {d['order_number']} ({d['kind']}), bill date {d['bill_date']}",
+        f"Customer    {cust['name']} ({cust['entity_id']}), channel {d['channel']}",
+        f"Amount      {draft['subtotal']} + tax {draft['tax_total']} = {draft['total']} "
+        f"{draft['currency']}, PO {draft['po_number'] or '(none)'}",
+        f"NetSuite    {d['tran_id'] or 'not created'}"
+        + (f" (internal id {d['netsuite_id']})" if d["netsuite_id"] else ""),
+        f"Delivery    {d['delivery_ref'] or '-'}",
+    ]
+    if d["checks"]:
+        last = d["checks"][-1]
+        lines += ["", f"Last check ({last['stage']}, {last['at']}): "
+                  f"{'passed' if last['passed'] else 'FAILED'}"]
+        for f in last["findings"]:
+            lines.append(f"  [{f['severity']}] {f['rule']}  field {f['field']}")
+            lines.extend(textwrap.wrap(f["message"], WIDTH, initial_indent="      ",
+                                       subsequent_indent="      "))
+            lines.append(f"      found: {f['found']}   expected: {f['expected']}")
+    if d["attempts"]:
+        lines += ["", "Attempts:"]
+        for a in d["attempts"]:
+            extra = a["reference"] or a["message"] or ""
+            lines.append(f"  {a['started_at']}  {a['operation']:<8} {a['target']:<20} "
+                         f"{a['outcome']:<9} {extra}"[:WIDTH])
+    lines += ["", "History:"]
+    for e in d["events"]:
+        lines.append(f"  {e['at']}  {e['kind']:<20} {e['actor']:<10} "
+                     f"{_brief(e['detail'])}"[:WIDTH])
+    return "\n".join(lines)
+
+
+def _brief(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if k != "messages")
