@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ar_sync import log
+from ar_sync import failpoints, log
 from ar_sync.checks import CheckContext, rules_version, run_checks
 from ar_sync.config import Settings
 from ar_sync.connector import Connector, open_connector
@@ -257,7 +257,7 @@ class Cycle:
             self.store.upsert_unit(_unit_row(unit, draft, channel, row))
             self.store.record_check(unit.key, "draft", findings, *self.versions)
             if row is None:
-                self.store.event(unit.key, "discovered", kind=unit.kind.value,
+                self.store.event(unit.key, "discovered", unit_kind=unit.kind.value,
                                  order=unit.order_number, total=str(draft.total))
             elif row["fingerprint"] != unit.fingerprint():
                 self.store.event(unit.key, "source_changed", previous=row["fingerprint"])
@@ -278,8 +278,10 @@ class Cycle:
         already = self._call(self.gateway.find_invoices, retried) if retried else {}
         fresh = [d for d, _ in drafts if d.key not in already]
         try:
+            failpoints.hit("before_create")
             results: list[Invoice | ArSyncError] = (
                 self._call(self.gateway.create_invoices, fresh) if fresh else [])
+            failpoints.hit("after_create")
         except TransientError as exc:  # the whole call failed: nothing to adopt yet
             for draft in fresh:
                 self._retry(draft.key, "create", exc)
@@ -381,7 +383,9 @@ class Cycle:
                                                document.body, document.media_type)
             self.store.set_state(key, State.DELIVERING)
         try:
+            failpoints.hit("before_submit")
             outcome = connector.submit(invoice, document)
+            failpoints.hit("after_submit")
         except (TransientError, FatalError) as exc:
             self._channel_failed(key, channel, exc, attempt)
             return

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ar_sync import failpoints
 from ar_sync.models import Finding
 
 
@@ -192,6 +193,7 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        failpoints.hit("commit")
 
     # -- writes, each one transition ---------------------------------------------------
 

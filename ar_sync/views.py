@@ -69,17 +69,17 @@ def failures_data(store: Store) -> list[dict[str, Any]]:
 def format_failures(items: list[dict[str, Any]]) -> str:
     if not items:
         return "Nothing held or waiting for a retry."
-    lines = [f"{'key':<26} {'order':<10} {'customer':<24} {'total':>14}  {'state':<6} rules"]
+    lines = [f"{'key':<22} {'order':<9} {'customer':<24} {'total':>16}  {'state':<6} why"]
     for it in items:
         rules = it["hold_reason"] if it["state"] == State.HELD else f"retry {it['retry_stage']}"
-        lines.append(f"{it['key']:<26} {it['order_number']:<10} {it['customer_name'][:24]:<24} "
-                     f"{it['total'] + ' ' + it['currency']:>14}  {it['state']:<6} {rules}")
+        lines.append(f"{it['key']:<22} {it['order_number']:<9} {it['customer_name'][:24]:<24} "
+                     f"{it['total'] + ' ' + it['currency']:>16}  {it['state']:<6} {rules}"[:WIDTH])
         for reason in it["reasons"][:3]:
             lines.extend(textwrap.wrap(reason, WIDTH, initial_indent="    - ",
                                        subsequent_indent="      "))
     lines.append("")
     lines.append(f"{len(items)} invoice(s) need attention. `ar-sync show KEY` tells the whole "
-                 "story; fix the data in NetSuite, then `ar-sync rerun KEY`.")
+                 "story;\nfix the data in NetSuite, then `ar-sync rerun KEY`.")
     return "\n".join(lines)
 
 

@@ -1,0 +1,410 @@
+"""The sandbox: a simulated NetSuite account in a local SQLite file.
+
+Why it exists: a person who has never seen ar-sync can watch it bill a realistic account
+with no network, and tests and benchmarks get an account that behaves like NetSuite where
+exactly-once billing depends on it:
+
+* records are NetSuite-shaped JSON documents (NetSuite's field names, Decimal values as
+  strings); the columns queries need (id, status, customer, externalId, tranDate, nextBill)
+  sit indexed beside them, so no query scans JSON;
+* an invoice's ``externalId`` is unique, case-insensitively as in NetSuite: a second create
+  under the same key returns :class:`DuplicateExternalIdError` and changes nothing;
+* the invoice insert and "this order / instalment is billed" are one SQLite transaction,
+  so a process killed mid-call leaves the whole invoice or nothing;
+* creation computes what NetSuite computes (numbers, tax from the account's tax codes,
+  totals, due date), so the cycle can check NetSuite's version against its draft;
+* what NetSuite would refuse comes back as a per-record :class:`RejectedError` carrying a
+  NetSuite error code.
+
+The file is owner-only (0600) and in WAL mode, so the daemon and a person's
+``ar-sync sandbox`` edits can use it at once. ``synchronous=NORMAL``: a commit survives a
+killed process; a power cut may lose the last commits (a sandbox is not a book of record).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ar_sync.errors import (
+    AmbiguousError,
+    DuplicateExternalIdError,
+    FatalError,
+    RejectedError,
+    TransientError,
+)
+from ar_sync.models import BillableUnit, Invoice, InvoiceLine
+from ar_sync.money import to_decimal
+from ar_sync.netsuite import sandbox_records as records
+from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
+from ar_sync.netsuite.sandbox_records import Doc
+
+_IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
+_UPDATE_ORDER = ("UPDATE sales_orders SET tran_id = ?, customer = ?, status = ?, tran_date = ?,"
+                 " next_bill = ?, doc = ? WHERE id = ?")
+# Keyset paging walks the primary key (NOT INDEXED keeps the rowid, drops the status index,
+# which would re-sort every match on every page): each page costs the rows it passes.
+_PAGE = ("SELECT id, customer, doc FROM sales_orders NOT INDEXED WHERE id > ?"
+         " AND status IN (?, ?) AND next_bill <= ? ORDER BY id LIMIT ?")
+
+
+@contextlib.contextmanager
+def _classified(action: str, *, ambiguous: bool = False) -> Iterator[None]:
+    """SQLite failures as the error tree: busy is transient, anything else is fatal."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise FatalError(f"sandbox account unusable while {action}: {exc}") from exc
+        kind = AmbiguousError if ambiguous else TransientError
+        raise kind(f"sandbox account busy while {action}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise FatalError(f"sandbox account file is damaged ({action}): {exc}") from exc
+
+
+def _check_format(path: Path) -> None:
+    """Refuse a file that is not a sandbox account, before changing anything in it."""
+    try:
+        with _classified(f"opening {path}"), contextlib.closing(
+                sqlite3.connect(path, timeout=10.0)) as probe:
+            row = probe.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    except FatalError:
+        row = None
+    if not row or row[0] != records.FORMAT:
+        raise FatalError(f"{path} is not a sandbox account file ({records.FORMAT})")
+
+
+class SandboxGateway:
+    """The :class:`~ar_sync.netsuite.gateway.Gateway` over one sandbox account file."""
+
+    name = "sandbox"
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._lock = threading.RLock()  # one connection, shared by the daemon's threads
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> SandboxGateway:
+        """Open the account in ``path``, seeding the demo account there on first use."""
+        path = Path(path)
+        if not path.exists():
+            from ar_sync.netsuite.seed import build_demo_account
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process seeded it first
+                build_demo_account(path, anchor=dt.date.today())
+        _check_format(path)
+        return cls(records.connect(path), path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SandboxGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading what is due -------------------------------------------------------------
+
+    def iter_billable(self, as_of: dt.date, batch_size: int) -> Iterator[list[BillableUnit]]:
+        """Units due by ``as_of``, by order id then date, one order page per round trip."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        pending: list[BillableUnit] = []
+        after, more = 0, True
+        while more:
+            with self._lock, _classified("listing billable orders"):
+                rows = self._db.execute(_PAGE, (after, *records.BILLABLE_STATUSES,
+                                                as_of.isoformat(), batch_size)).fetchall()
+                self._log("iter_billable", len(rows))
+                pending.extend(self._units(rows, as_of))
+            more = len(rows) == batch_size
+            after = rows[-1][0] if rows else after
+            while len(pending) >= batch_size or (pending and not more):
+                yield pending[:batch_size]
+                del pending[:batch_size]
+
+    def fetch_units(self, keys: Sequence[str], as_of: dt.date) -> dict[str, BillableUnit]:
+        wanted = set(keys)
+        ids = {int(p[0]) for p in map(records.parse_unit_key, wanted) if p}
+        with self._lock, _classified("re-reading units"):
+            self._log("fetch_units", len(wanted))
+            rows = self._select_in("SELECT id, customer, doc FROM sales_orders WHERE id IN", ids)
+            return {u.key: u for u in self._units(rows, as_of) if u.key in wanted}
+
+    def _units(self, rows: list[Any], as_of: dt.date) -> list[BillableUnit]:
+        customers = self._customer_docs({row[1] for row in rows})
+        models = {cid: records.customer_model(doc) for cid, doc in customers.items()}
+        return [unit for _, cid, doc in rows
+                for unit in records.order_units(json.loads(doc), models[cid], as_of)]
+
+    # -- invoices ------------------------------------------------------------------------
+
+    def create_invoices(self, drafts: Sequence[Invoice]) -> list[CreateResult]:
+        """One transaction per draft; refusals are returned in place, in order."""
+        with _classified("creating invoices", ambiguous=True):
+            with self._lock:
+                self._log("create_invoices", len(drafts))
+            return [self._create_one(draft) for draft in drafts]
+
+    def _create_one(self, draft: Invoice) -> CreateResult:
+        try:
+            with self._lock, records.transaction(self._db):
+                return self._insert_invoice(draft)
+        except RejectedError as exc:
+            return exc
+        except sqlite3.IntegrityError as exc:  # only if the UNIQUE index saw it first
+            if "external_id" not in str(exc):
+                raise
+            return DuplicateExternalIdError(draft.key)
+
+    def _insert_invoice(self, draft: Invoice) -> Invoice:
+        db = self._db
+        if db.execute("SELECT 1 FROM invoices WHERE external_id = ?", (draft.key,)).fetchone():
+            raise DuplicateExternalIdError(draft.key)
+        order, bill_date = self._order_to_bill(draft)
+        customer = self._customer_docs({int(order["entity"]["internalId"])}).popitem()[1]
+        if customer.get("isInactive"):
+            raise records.refused(
+                f"Customer {customer['entityId']} {customer['companyName']} is inactive.",
+                "CUSTOMER_INACTIVE", "USER_ERROR", "entity")
+        lines = self._lines_with_account_tax(draft)
+        invoice_id, number = self._next("next_transaction_id"), self._next("next_invoice_number")
+        records.mark_billed(order, bill_date, invoice_id)
+        doc = records.invoice_document(
+            internal_id=invoice_id, number=number, external_id=draft.key, order=order,
+            customer=customer, tran_date=draft.tran_date, lines=lines,
+            po_number=draft.po_number, memo=draft.memo,
+            period=(draft.period_start, draft.period_end))
+        db.execute(records.INSERT_INVOICE, records.invoice_row(doc))
+        self._save_order(order)
+        return records.invoice_model(doc, customer)
+
+    def _order_to_bill(self, draft: Invoice) -> tuple[Doc, dt.date]:
+        parsed = records.parse_unit_key(draft.key)
+        if parsed is None or parsed[0] != draft.order_id:
+            raise records.refused(
+                f"External id {draft.key!r} does not name a billing date of sales order "
+                f"{draft.order_id}.", "INVALID_DATA", "USER_ERROR", "externalId")
+        row = self._db.execute("SELECT doc FROM sales_orders WHERE id = ?",
+                               (int(parsed[0]),)).fetchone()
+        if row is None:
+            raise records.refused(f"Invalid createdfrom reference key {draft.order_id}.",
+                                  "INVALID_REFERENCE", "INVALID_KEY_OR_REF", "createdFrom")
+        order: Doc = json.loads(row[0])
+        if draft.currency != order["currency"]:
+            raise records.refused(
+                f"Currency {draft.currency} does not match the currency {order['currency']} "
+                f"of sales order {order['tranId']}.", "INVALID_DATA", "USER_ERROR", "currency")
+        return order, parsed[1]
+
+    def _lines_with_account_tax(self, draft: Invoice) -> list[InvoiceLine]:
+        """The draft's lines as sent, with the tax rate the account has for each tax code."""
+        if not draft.lines:
+            raise records.refused("You must enter at least one line item for this transaction.",
+                                  "INVALID_DATA", "USER_ERROR", "item")
+        rates = dict(self._db.execute("SELECT code, rate FROM tax_codes").fetchall())
+        lines = []
+        for n, line in enumerate(draft.lines, 1):
+            if line.tax_code and line.tax_code not in rates:
+                raise records.refused(
+                    f"Invalid taxcode reference key {line.tax_code}.", "INVALID_REFERENCE",
+                    "INVALID_KEY_OR_REF", f"item[{n}].taxCode")
+            rate = Decimal(rates[line.tax_code]) if line.tax_code else Decimal(0)
+            lines.append(dataclasses.replace(line, tax_rate=rate))
+        return lines
+
+    def find_invoices(self, external_ids: Sequence[str]) -> dict[str, Invoice]:
+        with self._lock, _classified("finding invoices"):
+            self._log("find_invoices", len(external_ids))
+            rows = self._select_in("SELECT doc FROM invoices WHERE external_id IN",
+                                   set(external_ids))
+            found = {i.key.lower(): i for i in self._invoice_models(rows)}
+        return {e: found[e.lower()] for e in external_ids if e.lower() in found}
+
+    def read_invoices(self, netsuite_ids: Sequence[str]) -> dict[str, Invoice]:
+        ids = {int(i) for i in netsuite_ids if str(i).isdigit()}
+        with self._lock, _classified("reading invoices"):
+            self._log("read_invoices", len(netsuite_ids))
+            rows = self._select_in("SELECT doc FROM invoices WHERE id IN", ids)
+            return {i.netsuite_id or "": i for i in self._invoice_models(rows)}
+
+    def invoices_for_customers(self, customer_ids: Sequence[str],
+                               since: dt.date) -> list[InvoiceSummary]:
+        ids = {int(c) for c in customer_ids if str(c).isdigit()}
+        with self._lock, _classified("listing invoices of customers"):
+            self._log("invoices_for_customers", len(customer_ids))
+            rows = self._select_in("SELECT doc FROM invoices WHERE tran_date >= ? AND customer IN",
+                                   ids, since.isoformat())
+        docs = sorted((json.loads(r[0]) for r in rows), key=lambda d: int(d["internalId"]))
+        return [records.invoice_summary(doc) for doc in docs]
+
+    def _invoice_models(self, rows: list[Any]) -> list[Invoice]:
+        docs = [json.loads(r[0]) for r in rows]
+        customers = self._customer_docs({int(d["entity"]["internalId"]) for d in docs})
+        return [records.invoice_model(d, customers[int(d["entity"]["internalId"])])
+                for d in docs]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _select_in(self, sql: str, values: Collection[Any], *params: Any) -> list[Any]:
+        """``sql`` ending in ``IN`` run over ``values`` in chunks; one round trip for NetSuite."""
+        ordered: list[Any] = sorted(values)
+        rows: list[Any] = []
+        for start in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[start:start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows += self._db.execute(f"{sql} ({marks})", (*params, *chunk)).fetchall()
+        return rows
+
+    def _customer_docs(self, ids: Collection[int]) -> dict[int, Doc]:
+        rows = self._select_in("SELECT id, doc FROM customers WHERE id IN", ids)
+        return {cid: json.loads(doc) for cid, doc in rows}
+
+    def _save_order(self, order: Doc) -> None:
+        oid, *columns = records.order_row(order)
+        self._db.execute(_UPDATE_ORDER, (*columns, oid))
+
+    def _next(self, counter: str) -> int:
+        """Take the next number of an account sequence (inside the caller's transaction)."""
+        value = int(self._db.execute("SELECT value FROM meta WHERE key = ?", (counter,))
+                    .fetchone()[0])
+        self._db.execute("UPDATE meta SET value = ? WHERE key = ?", (str(value + 1), counter))
+        return value
+
+    def _log(self, method: str, count: int) -> None:
+        """One row per round trip NetSuite would see, for tests and benchmarks to count."""
+        self._db.execute("INSERT INTO requests (at, method, records) VALUES (?, ?, ?)",
+                         (dt.datetime.now(dt.UTC).isoformat(), method, count))
+
+    def request_counts(self) -> dict[str, int]:
+        """How many round trips each gateway method made against this account so far."""
+        with self._lock:
+            rows = self._db.execute("SELECT method, COUNT(*) FROM requests GROUP BY method")
+            return dict(rows.fetchall())
+
+    # -- admin: a person fixing data "in NetSuite" (``ar-sync sandbox``) -------------------
+
+    def get_order(self, ref: str) -> Doc:
+        """A sales order as NetSuite holds it, by ``tranId`` (``SO-10042``) or internal id."""
+        with self._lock:
+            return self._record("sales_orders", "tran_id", "sales order", ref)
+
+    def set_order_field(self, ref: str, field: str, value: object) -> Doc:
+        """Change one field, e.g. ``otherRefNum``, ``memo`` or ``item[2].amount``."""
+        with self._lock, records.transaction(self._db):
+            order = self._record("sales_orders", "tran_id", "sales order", ref)
+            set_field(order, field, value, f"sales order {order['tranId']}", _ORDER_OPTIONAL)
+            self._save_order(order)
+        return order
+
+    def get_customer(self, ref: str) -> Doc:
+        """A customer record, by ``entityId`` (``CUST-1004``) or internal id."""
+        with self._lock:
+            return self._record("customers", "entity_id", "customer", ref)
+
+    def set_customer_field(self, ref: str, field: str, value: object) -> Doc:
+        """Change one field, e.g. ``defaultAddress.zip``, ``isInactive`` or ``email``."""
+        with self._lock, records.transaction(self._db):
+            customer = self._record("customers", "entity_id", "customer", ref)
+            set_field(customer, field, value, f"customer {customer['entityId']}",
+                      _CUSTOMER_OPTIONAL)
+            self._db.execute("UPDATE customers SET doc = ? WHERE id = ?",
+                             (records.dump(customer), int(customer["internalId"])))
+        return customer
+
+    def _record(self, table: str, number: str, what: str, ref: str) -> Doc:
+        ref = str(ref).strip()
+        row = self._db.execute(f"SELECT doc FROM {table} WHERE {number} = ? OR id = ?",
+                               (ref, int(ref) if ref.isdigit() else -1)).fetchone()
+        if row is None:
+            raise KeyError(f"no {what} {ref!r} in the sandbox account {self.path}")
+        return dict(json.loads(row[0]))
+
+
+_ORDER_OPTIONAL = frozenset({"otherRefNum", "memo", "startDate", "endDate"})
+_CUSTOMER_OPTIONAL = frozenset({"email", "resaleNumber", "vatRegNumber", "custentity_ar_channel"})
+_READ_ONLY = frozenset({"internalId", "tranId", "entityId", "line", "orderLine", "invoice"})
+_DECIMALS = frozenset({"quantity", "rate", "amount", "taxRate"})
+_BOOLEANS = {"true": True, "t": True, "yes": True, "1": True,
+             "false": False, "f": False, "no": False, "0": False}
+_DATES = frozenset({"tranDate", "startDate", "endDate", "date", "periodStart", "periodEnd"})
+_SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
+
+
+def set_field(doc: Doc, path: str, value: object, record: str,
+              optional: frozenset[str] = frozenset()) -> None:
+    """Set ``path`` (``memo``, ``defaultAddress.zip``, ``item[2].amount``) in ``doc``.
+
+    List positions count from 1, like NetSuite's line numbers. Only fields the record
+    already has (or a few optional ones) can be set, so a typo is an error, not a new field.
+    """
+    steps = [_SEGMENT.fullmatch(part) for part in path.split(".")]
+    parsed = [(m[1], m[2]) for m in steps if m is not None]
+    if len(parsed) != len(steps):
+        raise ValueError(f"{record}: {path!r} is not a field path "
+                         "(e.g. memo, defaultAddress.zip, item[2].amount)")
+    node: Any = doc
+    for step_name, step_index in parsed[:-1]:
+        node = _step(node, step_name, step_index, record, path)
+    name, index = parsed[-1]
+    if not isinstance(node, dict) or (name not in node and path not in optional):
+        raise ValueError(f"{record} has no field {path!r}")
+    if name in _READ_ONLY:
+        raise ValueError(f"{record}: {path!r} is read-only")
+    if index is not None or isinstance(node.get(name), dict | list):
+        raise ValueError(f"{record}: {path!r} is a group of fields; name one of them "
+                         "(e.g. item[2].amount, defaultAddress.zip)")
+    node[name] = _coerce(name, value, f"{record}: {path}")
+
+
+def _step(node: Any, name: str, index: str | None, record: str, path: str) -> Any:
+    if not isinstance(node, dict) or name not in node:
+        raise ValueError(f"{record} has no field {path!r}")
+    child = node[name]
+    if index is None:
+        return child
+    if not isinstance(child, list) or not 1 <= int(index) <= len(child):
+        size = len(child) if isinstance(child, list) else 0
+        raise ValueError(f"{record}: {name}[{index}] does not exist in {path!r} ({name} has "
+                         f"{size} entries, numbered from 1)")
+    return child[int(index) - 1]
+
+
+def _coerce(name: str, value: object, where: str) -> object:
+    """The value as the document stores it: decimals and dates as strings, flags as bools."""
+    if name in _DECIMALS:
+        return str(to_decimal(value, what=where))
+    text = "" if value is None else str(value).strip()
+    if name in ("isInactive", "taxable"):
+        if isinstance(value, bool):
+            return value
+        if text.lower() not in _BOOLEANS:
+            raise ValueError(f"{where}: {text!r} is not true or false")
+        return _BOOLEANS[text.lower()]
+    if name in _DATES:
+        if not text and name in ("startDate", "endDate"):
+            return None
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError(f"{where}: {text!r} is not a date (YYYY-MM-DD)") from None
+    if name == "daysUntilNetDue":
+        if not text.isdigit():
+            raise ValueError(f"{where}: {text!r} is not a number of days")
+        return int(text)
+    if name == "status" and text not in records.ORDER_STATUSES:
+        raise ValueError(f"{where}: {text!r} is not a sales order status "
+                         f"({', '.join(sorted(records.ORDER_STATUSES))})")
+    return text
