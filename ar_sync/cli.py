@@ -34,7 +34,6 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(find_config(self.config_arg))
             log.configure(self._settings.logging.level, self._settings.logging.format)
-            log.register_secrets(s.get_secret_value() for s in self._settings.secrets.values())
         return self._settings
 
     def store(self) -> Store:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from ar_sync.errors import ConfigError
+from ar_sync.log import register_secrets
 from ar_sync.models import CustomerRequirements
 
 ENV_VAR = "AR_SYNC_CONFIG"
@@ -251,6 +252,7 @@ def _read_secrets(data: Mapping[str, Any], name: str,
             problems.append((name, key, f"environment variable {var} is not set (it holds a secret)"))
         else:
             secrets[key] = SecretStr(os.environ[var])
+            register_secrets([os.environ[var]])  # masked in every log line and stored text
     return secrets
 
 

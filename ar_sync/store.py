@@ -26,6 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from ar_sync import failpoints
+from ar_sync.log import mask
 from ar_sync.models import Finding
 
 
@@ -201,7 +202,8 @@ class Store:
         """Append an event (call inside a transaction)."""
         self.conn.execute(
             "INSERT INTO events (at, key, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
-            (now(), key, kind, actor, json.dumps(detail, sort_keys=True, default=str)),
+            (now(), key, kind, actor,
+             mask(json.dumps(detail, sort_keys=True, default=str))),
         )
 
     def set_state(self, key: str, state: str, **columns: Any) -> None:
@@ -235,8 +237,8 @@ class Store:
         self.conn.executemany(
             "INSERT INTO findings (check_run, key, rule, severity, field, found, expected, "
             "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(cur.lastrowid, key, f.rule, f.severity.value, f.field, f.found, f.expected,
-              f.message) for f in findings],
+            [(cur.lastrowid, key, f.rule, f.severity.value, f.field, mask(f.found), f.expected,
+              mask(f.message)) for f in findings],
         )
 
     def begin_attempt(self, key: str, target: str, operation: str,
@@ -256,7 +258,7 @@ class Store:
         self.conn.execute(
             "UPDATE attempts SET finished_at = ?, outcome = ?, error_class = ?, code = ?, "
             "message = ?, reference = ? WHERE id = ?",
-            (now(), outcome, error_class, code, message, reference, attempt_id),
+            (now(), outcome, error_class, code, mask(message), reference, attempt_id),
         )
 
     def request_rerun(self, keys: Iterable[str], actor: str, reason: str) -> list[str]:
