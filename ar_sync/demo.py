@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
 from ar_sync import log
-from ar_sync.config import load_settings
+from ar_sync.config import Settings, load_settings
 from ar_sync.pipeline import CycleReport
+from ar_sync.store import Store
 
 CHANNELS = ("coupa", "ariba", "peppol", "email")
+DEMO_ZONE = "America/New_York"
 
 CONFIG_TEMPLATE = """\
 # ar-sync demo configuration: the built-in sandbox account, delivering into ./outbox.
@@ -27,7 +30,7 @@ sandbox_file = "state/sandbox.db"   # the simulated NetSuite account (created on
 path = "state/ar-sync.db"
 
 [billing]
-timezone = "America/New_York"
+timezone = "{zone}"
 
 [schedule]
 interval_minutes = 60
@@ -43,9 +46,11 @@ level = "warning"
 {channels}"""
 
 
-def write_demo_dir(directory: Path) -> Path:
-    """Create ``directory`` with a config and the customer library, unless it has one."""
-    from ar_sync.netsuite.seed import write_requirements_library
+def write_demo_dir(directory: Path, anchor: dt.date | None = None) -> Path:
+    """Create ``directory`` with a config, the customer library and a freshly seeded
+    sandbox account whose work is due on ``anchor`` (default: today in the billing time
+    zone), unless it has a config already."""
+    from ar_sync.netsuite.seed import build_demo_account, write_requirements_library
 
     config = directory / "ar-sync.toml"
     if config.exists():
@@ -53,8 +58,11 @@ def write_demo_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     channels = "".join(f'\n[channels.{name}]\nconnector = "outbox"\ndirectory = "outbox/{name}"\n'
                        for name in CHANNELS)
-    config.write_text(CONFIG_TEMPLATE.format(channels=channels), encoding="utf-8")
+    config.write_text(CONFIG_TEMPLATE.format(channels=channels, zone=DEMO_ZONE), encoding="utf-8")
     write_requirements_library(directory / "customers.toml")
+    (directory / "state").mkdir(mode=0o700, exist_ok=True)
+    today = anchor or dt.datetime.now(ZoneInfo(DEMO_ZONE)).date()
+    build_demo_account(directory / "state" / "sandbox.db", anchor=today)
     return config
 
 
@@ -63,7 +71,7 @@ def run_demo(directory: Path, as_of: dt.date | None) -> None:
     from ar_sync.runner import run_cycle
 
     fresh = not (directory / "ar-sync.toml").exists()
-    config = write_demo_dir(directory)
+    config = write_demo_dir(directory, as_of)
     settings = load_settings(config)
     log.configure(settings.logging.level, settings.logging.format)
     click.echo(f"{'Created' if fresh else 'Using'} {directory}/ with a sandbox NetSuite account "
@@ -72,7 +80,21 @@ def run_demo(directory: Path, as_of: dt.date | None) -> None:
     progress = _Progress()
     report = run_cycle(settings, as_of=as_of, progress=progress)
     progress.done()
-    click.echo(summary(report, config))
+    click.echo(summary(report, config, _example(settings)))
+
+
+def _example(settings: Settings) -> tuple[str, str, str] | None:
+    """A held unit a person can fix in the demo: (key, order number, a valid PO)."""
+    store = Store.open(settings.state_path)
+    try:
+        for row in store.rows("SELECT key, order_number, customer_entity FROM units "
+                              "WHERE state = 'held' AND hold_reason = 'po.required' ORDER BY key"):
+            req = settings.requirements.get(row["customer_entity"])
+            if req and req.po_pattern_hint:
+                return row["key"], row["order_number"], req.po_pattern_hint
+    finally:
+        store.close()
+    return None
 
 
 class _Progress:
@@ -92,8 +114,11 @@ class _Progress:
             click.echo("")
 
 
-def summary(report: CycleReport, config: Path) -> str:
+def summary(report: CycleReport, config: Path,
+            example: tuple[str, str, str] | None = None) -> str:
+    """The demo's closing words: what happened, and the exact commands to try next."""
     c = f"ar-sync --config {config}"
+    key, order, po = example or ("KEY", "SO-NNNNN", "PO-123456")
     lines = [
         "",
         f"Units due:            {report.found}",
@@ -107,14 +132,15 @@ def summary(report: CycleReport, config: Path) -> str:
         lines += [f"  {n:>3} × {rule}" for rule, n in report.reasons.most_common(6)]
     lines += [
         "",
-        "Next, try:",
-        f"  {c} failures              # what is held, and why",
-        f"  {c} show KEY              # the whole story of one invoice",
-        f"  {c} sandbox order SO-NNNN # the sales order behind it, as NetSuite has it",
-        f"  {c} sandbox set-order SO-NNNN otherRefNum PO-123456   # fix it 'in NetSuite'",
-        f"  {c} rerun KEY             # check it again and deliver it",
-        f"  {c} run --once            # a second run creates and delivers nothing new",
+        "Next, try (what is held and why; one invoice's story; its sales order in NetSuite;",
+        "add the missing PO there; check and deliver it again; a second run does nothing new):",
+        f"  {c} failures",
+        f"  {c} show {key}",
+        f"  {c} sandbox order {order}",
+        f"  {c} sandbox set-order {order} otherRefNum {po}",
+        f"  {c} rerun {key}",
+        f"  {c} run --once",
         f"  {c} status",
-        f"Delivered invoices are in {config.parent / 'outbox'}/<channel>/.",
+        f"Delivered invoices (JSON and text) are in {config.parent / 'outbox'}/<channel>/.",
     ]
     return "\n".join(lines)

@@ -111,6 +111,30 @@ class BillableUnit:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A NetSuite record the gateway could not turn into a unit (bad or missing data).
+
+    The cycle holds it for a person, naming the record and the field, and goes on with the
+    rest. Its key is ``so:<order id>:unreadable``; once the order reads cleanly again, the
+    hold is resolved by itself.
+    """
+
+    key: str
+    order_id: str
+    order_number: str
+    customer_id: str
+    field: str
+    problem: str
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.field}|{self.problem}".encode()).hexdigest()[:16]
+
+
+def unreadable_key(order_id: str) -> str:
+    return f"so:{order_id}:unreadable"
+
+
 def unit_key(order_id: str, bill_date: dt.date) -> str:
     """The deterministic key of the unit billing ``order_id`` on ``bill_date``."""
     return f"so:{order_id}:{bill_date.isoformat()}"

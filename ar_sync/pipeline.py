@@ -52,8 +52,10 @@ from ar_sync.models import (
     Invoice,
     OutcomeStatus,
     Severity,
+    UnreadableRecord,
     from_jsonable,
     to_jsonable,
+    unreadable_key,
 )
 from ar_sync.netsuite.gateway import Gateway, InvoiceSummary
 from ar_sync.requirements import library_version
@@ -128,7 +130,7 @@ class Cycle:
         self.log.info("cycle_finished", **self.report.as_dict())
         return self.report
 
-    def _refetch(self, keys: Sequence[str]) -> dict[str, BillableUnit]:
+    def _refetch(self, keys: Sequence[str]) -> dict[str, BillableUnit | UnreadableRecord]:
         rows = self.store.units(keys)
         wanted = [k for k in keys if k not in rows or _before_creation(rows[k])]
         return self._call(self.gateway.fetch_units, wanted, self.as_of) if wanted else {}
@@ -198,10 +200,15 @@ class Cycle:
 
     # -- units pulled from NetSuite ------------------------------------------------------
 
-    def process_units(self, units: Sequence[BillableUnit]) -> None:
+    def process_units(self, batch: Sequence[BillableUnit | UnreadableRecord]) -> None:
         """Draft, check and create the units of one batch that need it."""
-        self.report.found += len(units)
-        rows = self.store.units([u.key for u in units])
+        self.report.found += len(batch)
+        rows = self.store.units([u.key for u in batch])
+        units = [u for u in batch if isinstance(u, BillableUnit)]
+        for record in batch:
+            if isinstance(record, UnreadableRecord):
+                self._hold_unreadable(record, rows.get(record.key))
+        self._resolve_unreadable({u.order_id for u in units})
         todo = [u for u in units if self._needs_pass(u, rows.get(u.key))]
         if not todo:
             return
@@ -215,6 +222,42 @@ class Cycle:
             if draft is not None:
                 passing.append((draft, row is not None and row["state"] == State.RETRY))
         self._create(passing)
+
+    def _hold_unreadable(self, record: UnreadableRecord, row: Any) -> None:
+        """Hold an order NetSuite gave us with data we cannot use, naming the field."""
+        if (row is not None and row["state"] == State.HELD and not row["rerun_requested"]
+                and row["fingerprint"] == record.fingerprint()):
+            self.report.still_held += 1
+            return
+        finding = Finding("netsuite.unreadable", Severity.ERROR, record.field, record.problem,
+                          "a value ar-sync can bill",
+                          f"Sales order {record.order_number} cannot be billed: {record.field}: "
+                          f"{record.problem}. Correct it in NetSuite; the next cycle reads it "
+                          "again.")
+        with self.store.transaction():
+            self.store.upsert_unit({
+                "key": record.key, "kind": "unreadable", "order_id": record.order_id,
+                "order_number": record.order_number, "customer_id": record.customer_id,
+                "customer_entity": "", "customer_name": f"customer {record.customer_id}",
+                "channel": "", "currency": "", "total": "0",
+                "bill_date": self.as_of.isoformat(),
+                "state": row["state"] if row is not None else State.NEW,
+                "fingerprint": record.fingerprint(), "draft": "{}"})
+            self.store.record_check(record.key, "draft", [finding], *self.versions)
+            if row is None:
+                self.store.event(record.key, "discovered", order=record.order_number)
+            self._hold(record.key, "check", [finding])
+
+    def _resolve_unreadable(self, order_ids: set[str]) -> None:
+        """Orders that read cleanly again no longer need their 'unreadable' hold."""
+        if not order_ids:
+            return
+        held = [r["key"] for r in self.store.units([unreadable_key(o) for o in order_ids])
+                .values() if r["state"] == State.HELD]
+        for key in held:
+            with self.store.transaction():
+                self.store.set_state(key, State.RESOLVED, rerun_requested=0)
+                self.store.event(key, "resolved", note="the sales order reads cleanly again")
 
     def _needs_pass(self, unit: BillableUnit, row: Any) -> bool:
         if row is None or row["state"] == State.NEW:
@@ -245,7 +288,13 @@ class Cycle:
     def _check_draft(self, unit: BillableUnit, existing: dict[str, list[InvoiceSummary]],
                      row: Any) -> Invoice | None:
         """Draft and check one unit; hold it (returning None) or mark it ``creating``."""
-        draft = build_draft(unit)
+        try:
+            draft = build_draft(unit)
+        except (ArithmeticError, TypeError, ValueError, AttributeError) as exc:
+            self._hold_unreadable(UnreadableRecord(
+                unit.key, unit.order_id, unit.order_number, unit.customer.id, "-",
+                f"{type(exc).__name__}: {exc}"), row)
+            return None
         channel = self.channel_for(unit.customer.entity_id, unit.customer.channel)
         ctx = CheckContext(as_of=self.as_of,
                            requirements=self.settings.requirements.get(unit.customer.entity_id),
@@ -264,7 +313,8 @@ class Cycle:
             if holds:
                 self._hold(unit.key, "check", holds)
                 return None
-            self.store.set_state(unit.key, State.CREATING, rerun_requested=0)
+            self.store.set_state(unit.key, State.CREATING, rerun_requested=0, hold_stage=None,
+                                 hold_reason=None)
             self.store.begin_attempt(unit.key, f"netsuite:{self.gateway.name}", "create")
         return draft
 
@@ -400,7 +450,8 @@ class Cycle:
                                           message=outcome.remote_text)
             if accepted:
                 self.store.set_state(key, State.DELIVERED, delivery_ref=outcome.reference,
-                                     retries=0, next_attempt_at=None, rerun_requested=0)
+                                     retries=0, next_attempt_at=None, rerun_requested=0,
+                                     hold_stage=None, hold_reason=None)
                 self.store.event(key, "invoice_delivered", reference=outcome.reference,
                                  status=outcome.status.value)
             else:

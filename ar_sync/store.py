@@ -40,6 +40,7 @@ class State:
     DELIVERING = "delivering"  # submission sent (or about to be) to the channel
     DELIVERED = "delivered"  # the channel accepted it and gave a reference
     RETRY = "retry"  # a transient failure; next_attempt_at says when
+    RESOLVED = "resolved"  # closed without an invoice (the problem went away, or a person)
 
     IN_FLIGHT = (CREATING, CREATED, DELIVERING, RETRY)
 

@@ -33,7 +33,7 @@ def _cycle(row: Any) -> dict[str, Any]:
 def format_status(data: dict[str, Any]) -> str:
     lines = [f"State file: {data['state_file']}", ""]
     order = [State.DELIVERED, State.HELD, State.RETRY, State.CREATED, State.DELIVERING,
-             State.CREATING, State.NEW]
+             State.CREATING, State.NEW, State.RESOLVED]
     lines.append(f"{'state':<12} {'units':>7}  oldest change")
     for state in order:
         if state in data["units"]:
@@ -103,7 +103,9 @@ def show_data(store: Store, key: str) -> dict[str, Any] | None:
 
 
 def format_show(d: dict[str, Any]) -> str:
-    draft = d["draft"]
+    draft = d["draft"] or {"customer": {"name": d["customer_name"], "entity_id": "?"},
+                           "subtotal": "?", "tax_total": "?", "total": "?", "currency": "",
+                           "po_number": ""}
     cust = draft["customer"]
     lines = [
         f"{d['key']}  —  {d['state'].upper()}"
@@ -126,16 +128,24 @@ def format_show(d: dict[str, Any]) -> str:
                                        subsequent_indent="      "))
             lines.append(f"      found: {f['found']}   expected: {f['expected']}")
     if d["attempts"]:
-        lines += ["", "Attempts:"]
+        lines += ["", "Attempts (UTC):"]
         for a in d["attempts"]:
-            extra = a["reference"] or a["message"] or ""
-            lines.append(f"  {a['started_at']}  {a['operation']:<8} {a['target']:<20} "
-                         f"{a['outcome']:<9} {extra}"[:WIDTH])
-    lines += ["", "History:"]
+            lines.append(f"  {_when(a['started_at'])}  {a['operation']:<8} {a['target']:<18} "
+                         f"{a['outcome']}")
+            for extra in (a["reference"], a["message"]):
+                if extra:
+                    lines.extend(textwrap.wrap(extra, WIDTH, initial_indent="      ",
+                                               subsequent_indent="      "))
+    lines += ["", "History (UTC):"]
     for e in d["events"]:
-        lines.append(f"  {e['at']}  {e['kind']:<20} {e['actor']:<10} "
-                     f"{_brief(e['detail'])}"[:WIDTH])
+        lines.extend(textwrap.wrap(f"{_when(e['at'])}  {e['kind']:<18} {e['actor']:<8} "
+                                   f"{_brief(e['detail'])}", WIDTH, initial_indent="  ",
+                                   subsequent_indent=" " * 24))
     return "\n".join(lines)
+
+
+def _when(stamp: str) -> str:
+    return stamp[:19].replace("T", " ")
 
 
 def _brief(detail: dict[str, Any]) -> str:

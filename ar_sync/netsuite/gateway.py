@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from ar_sync.errors import ArSyncError
-from ar_sync.models import BillableUnit, Invoice
+from ar_sync.models import BillableUnit, Invoice, UnreadableRecord
 
 if TYPE_CHECKING:
     from ar_sync.config import Settings
@@ -48,16 +48,24 @@ class Gateway(Protocol):
 
     name: str
 
-    def iter_billable(self, as_of: dt.date, batch_size: int) -> Iterator[list[BillableUnit]]:
+    def iter_billable(self, as_of: dt.date,
+                      batch_size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
         """Yield, in batches, every unit due to bill on or before ``as_of``.
 
         Sales orders pending billing (in full) and billing-schedule instalments whose
-        date has come. An order that already has its invoice is not listed again.
+        date has come. An order that already has its invoice is not listed again. An order
+        whose data cannot be read is yielded as an ``UnreadableRecord`` naming the field,
+        never raised: one bad record must not stop the listing.
         """
         ...
 
-    def fetch_units(self, keys: Sequence[str], as_of: dt.date) -> dict[str, BillableUnit]:
-        """Re-read specific units from NetSuite; a key that is no longer due is absent."""
+    def fetch_units(self, keys: Sequence[str],
+                    as_of: dt.date) -> dict[str, BillableUnit | UnreadableRecord]:
+        """Re-read specific units from NetSuite; a key that is no longer due is absent.
+
+        An ``so:<id>:unreadable`` key brings every due unit of that order (it was fixed)
+        or its ``UnreadableRecord`` again (it was not).
+        """
         ...
 
     def create_invoices(self, drafts: Sequence[Invoice]) -> list[CreateResult]:

@@ -42,7 +42,13 @@ from ar_sync.errors import (
     RejectedError,
     TransientError,
 )
-from ar_sync.models import BillableUnit, Invoice, InvoiceLine
+from ar_sync.models import (
+    BillableUnit,
+    Invoice,
+    InvoiceLine,
+    UnreadableRecord,
+    unreadable_key,
+)
 from ar_sync.money import to_decimal
 from ar_sync.netsuite import sandbox_records as records
 from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
@@ -117,11 +123,12 @@ class SandboxGateway:
 
     # -- reading what is due -------------------------------------------------------------
 
-    def iter_billable(self, as_of: dt.date, batch_size: int) -> Iterator[list[BillableUnit]]:
+    def iter_billable(self, as_of: dt.date,
+                      batch_size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
         """Units due by ``as_of``, by order id then date, one order page per round trip."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        pending: list[BillableUnit] = []
+        pending: list[BillableUnit | UnreadableRecord] = []
         after, more = 0, True
         while more:
             with self._lock, _classified("listing billable orders"):
@@ -135,19 +142,35 @@ class SandboxGateway:
                 yield pending[:batch_size]
                 del pending[:batch_size]
 
-    def fetch_units(self, keys: Sequence[str], as_of: dt.date) -> dict[str, BillableUnit]:
+    def fetch_units(self, keys: Sequence[str],
+                    as_of: dt.date) -> dict[str, BillableUnit | UnreadableRecord]:
+        """These units as NetSuite has them now; an ``unreadable`` key brings its whole order."""
         wanted = set(keys)
+        whole = {k.split(":")[1] for k in wanted if k.endswith(":unreadable")}
         ids = {int(p[0]) for p in map(records.parse_unit_key, wanted) if p}
+        ids |= {int(i) for i in whole if i.isdigit()}
         with self._lock, _classified("re-reading units"):
             self._log("fetch_units", len(wanted))
             rows = self._select_in("SELECT id, customer, doc FROM sales_orders WHERE id IN", ids)
-            return {u.key: u for u in self._units(rows, as_of) if u.key in wanted}
+            return {u.key: u for u in self._units(rows, as_of)
+                    if u.key in wanted or u.order_id in whole}
 
-    def _units(self, rows: list[Any], as_of: dt.date) -> list[BillableUnit]:
+    def _units(self, rows: list[Any], as_of: dt.date) -> list[BillableUnit | UnreadableRecord]:
+        """Units of these order rows; an order whose data cannot be read becomes an
+        ``UnreadableRecord`` naming the field, so one bad record never stops the listing."""
         customers = self._customer_docs({row[1] for row in rows})
-        models = {cid: records.customer_model(doc) for cid, doc in customers.items()}
-        return [unit for _, cid, doc in rows
-                for unit in records.order_units(json.loads(doc), models[cid], as_of)]
+        out: list[BillableUnit | UnreadableRecord] = []
+        for _, cid, doc in rows:
+            order = json.loads(doc)
+            try:
+                customer = records.customer_model(customers[cid])
+                out.extend(records.order_units(order, customer, as_of))
+            except (KeyError, ValueError, TypeError) as exc:
+                out.append(UnreadableRecord(
+                    key=unreadable_key(str(order.get("internalId"))),
+                    order_id=str(order.get("internalId")), order_number=order.get("tranId", "?"),
+                    customer_id=str(cid), field=_field_of(exc), problem=_problem(exc)))
+        return out
 
     # -- invoices ------------------------------------------------------------------------
 
@@ -341,6 +364,19 @@ _BOOLEANS = {"true": True, "t": True, "yes": True, "1": True,
              "false": False, "f": False, "no": False, "0": False}
 _DATES = frozenset({"tranDate", "startDate", "endDate", "date", "periodStart", "periodEnd"})
 _SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
+
+
+def _field_of(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "?"
+    text = str(exc)
+    return text.split(":", 1)[0] if ":" in text else "?"
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
+    return str(exc)
 
 
 def set_field(doc: Doc, path: str, value: object, record: str,
