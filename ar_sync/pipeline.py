@@ -29,7 +29,7 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from ar_sync import failpoints, log
@@ -103,6 +103,7 @@ class Cycle:
         self.versions = (rules_version(),
                          library_version(settings.resolve(settings.model.requirements.library)))
         self.broken_channels: set[str] = set()
+        self.unseen: set[str] = set()
 
     # -- the cycle -----------------------------------------------------------------------
 
@@ -113,11 +114,14 @@ class Cycle:
         try:
             self.reconcile()
             if only_keys is None:
+                self.unseen = self._awaiting_pull()
                 for batch in self.gateway.iter_billable(self.as_of,
                                                         self.settings.billing.batch_size):
                     self.process_units(batch)
                     if self.stop.is_set():
                         break
+                else:
+                    self._settle_unseen()
             else:
                 self.process_units(list(self._refetch(only_keys).values()))
             self.resume_created(only_keys)
@@ -137,10 +141,35 @@ class Cycle:
 
     # -- reconcile what a crash left in flight -------------------------------------------
 
+    def _awaiting_pull(self) -> set[str]:
+        """Units without an invoice that this pull should list again (usually few)."""
+        return {r["key"] for r in self.store.rows(
+            "SELECT key FROM units WHERE state = ? OR (state = ? AND retry_stage = 'create')",
+            (State.NEW, State.RETRY))}
+
+    def _settle_unseen(self) -> None:
+        """Units NetSuite stopped listing before ar-sync invoiced them: hold for a person."""
+        if not self.unseen:
+            return
+        keys = sorted(self.unseen)
+        still = self._call(self.gateway.fetch_units, keys, self.as_of)
+        self.process_units(list(still.values()))
+        for key in (k for k in keys if k not in still):
+            finding = Finding("netsuite.not_billable", Severity.ERROR, "status", "not billable",
+                              "pending billing",
+                              "NetSuite no longer lists this as due to bill, and ar-sync has not "
+                              "invoiced it: was it billed, closed or edited in NetSuite? Check "
+                              "the sales order, then resolve or rerun.")
+            with self.store.transaction():
+                self.store.record_check(key, "draft", [finding], *self.versions)
+                self._hold(key, "netsuite", [finding])
+
     def reconcile(self) -> None:
-        """Settle units a killed run left ``creating`` or ``delivering``."""
+        """Settle units a killed run left ``creating`` or ``delivering``, and look up the
+        due create retries: an ambiguous failure may have created the invoice after all."""
         creating = [r["key"] for r in self.store.rows(
-            "SELECT key FROM units WHERE state = ?", (State.CREATING,))]
+            "SELECT key FROM units WHERE state = ? OR (state = ? AND retry_stage = 'create' "
+            "AND next_attempt_at <= ?)", (State.CREATING, State.RETRY, now()))]
         for start in range(0, len(creating), 500):
             self._settle_creating(creating[start:start + 500])
         for row in self.store.rows("SELECT key, channel FROM units WHERE state = ?",
@@ -158,7 +187,8 @@ class Cycle:
                                          tran_id=inv.tran_id)
                     self.store.event(key, "create_reconciled", found=True,
                                      netsuite_id=inv.netsuite_id)
-                else:
+                    self.report.adopted += 1
+                elif self.store.unit(key)["state"] == State.CREATING:
                     self.store.set_state(key, State.RETRY, retry_stage="create",
                                          next_attempt_at=now())
                     self.store.event(key, "create_reconciled", found=False)
@@ -203,6 +233,7 @@ class Cycle:
     def process_units(self, batch: Sequence[BillableUnit | UnreadableRecord]) -> None:
         """Draft, check and create the units of one batch that need it."""
         self.report.found += len(batch)
+        self.unseen.difference_update(u.key for u in batch)
         rows = self.store.units([u.key for u in batch])
         units = [u for u in batch if isinstance(u, BillableUnit)]
         for record in batch:
@@ -548,7 +579,7 @@ class Cycle:
             retry=retry_if_exception(lambda e: isinstance(e, TransientError)
                                      and not isinstance(e, AmbiguousError)),
             stop=stop_after_attempt(cfg.in_call_attempts),
-            wait=wait_exponential_jitter(initial=cfg.in_call_wait_seconds,
+            wait=wait_random_exponential(multiplier=cfg.in_call_wait_seconds,
                                          max=cfg.in_call_wait_seconds * 8),
             before_sleep=log_retry, reraise=True)(fn)
         return wrapped(*args)
