@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ar_sync import failpoints
 from ar_sync.errors import (
     AmbiguousError,
     DuplicateExternalIdError,
@@ -179,7 +180,11 @@ class SandboxGateway:
         with _classified("creating invoices", ambiguous=True):
             with self._lock:
                 self._log("create_invoices", len(drafts))
-            return [self._create_one(draft) for draft in drafts]
+            results = []
+            for draft in drafts:
+                results.append(self._create_one(draft))
+                failpoints.hit("netsuite_commit")  # the crash test stops here mid-batch
+            return results
 
     def _create_one(self, draft: Invoice) -> CreateResult:
         try:

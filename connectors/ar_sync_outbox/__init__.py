@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ar_sync import failpoints
 from ar_sync.connector import Document, safe_filename
 from ar_sync.errors import TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, to_jsonable
@@ -48,6 +49,7 @@ class OutboxConnector:
             self.directory.mkdir(parents=True, exist_ok=True)
             for filename, data in document.attachments:
                 _write_atomic(self.directory / filename, data)
+            failpoints.hit("outbox_write")  # the crash test stops here, half delivered
             published = _publish(self.directory, document.filename, document.body)
         except OSError as exc:
             raise TransientError(f"outbox {self.directory} not writable: {exc.strerror}") from exc
