@@ -183,6 +183,24 @@ def config_check(c: Context) -> None:
                f"{len(settings.requirements)} customers in the requirements library)")
 
 
+@cli.group()
+def state() -> None:
+    """State store maintenance."""
+
+
+@state.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def state_backup(c: Context, target: Path) -> None:
+    """Copy the state store to TARGET with SQLite's online backup (safe while running)."""
+    store = c.store()
+    try:
+        pages = store.backup(target)
+    finally:
+        store.close()
+    click.echo(f"backed up {store.path} to {target} ({pages} pages)")
+
+
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("ar-sync-demo"), show_default=True, help="Working directory to create.")

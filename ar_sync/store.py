@@ -172,6 +172,18 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def backup(self, target: Path) -> int:
+        """Copy the store to ``target`` (created 0600) with SQLite's online backup API."""
+        if target.exists():
+            raise FileExistsError(f"{target} exists; choose a new file name")
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+        dest = sqlite3.connect(target)
+        try:
+            self.conn.backup(dest)
+            return int(dest.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dest.close()
+
     def migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):

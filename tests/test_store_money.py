@@ -74,3 +74,15 @@ def test_money_refuses_floats_and_mixed_currencies() -> None:
         Money(1.5, "USD")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="USD with EUR"):
         Money(Decimal(1), "USD") + Money(Decimal(1), "EUR")
+
+
+def test_online_backup_is_a_private_consistent_copy(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    with store.transaction():
+        store.event(None, "before_backup")
+    store.backup(tmp_path / "copy.db")
+    assert stat.S_IMODE((tmp_path / "copy.db").stat().st_mode) == 0o600
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    assert copy.execute("SELECT kind FROM events").fetchall() == [("before_backup",)]
+    with pytest.raises(FileExistsError):
+        store.backup(tmp_path / "copy.db")
