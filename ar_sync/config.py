@@ -190,7 +190,7 @@ def find_config(explicit: str | Path | None) -> Path:
 
 
 def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
-    """Read, validate and resolve the config at ``path``; raise one ConfigError with all problems."""
+    """Read, validate and resolve the config; raise one ConfigError with every problem."""
     name = str(path)
     data = _read_toml(path, name)
     problems: list[tuple[str, str, str]] = []
@@ -206,7 +206,8 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
                          "in this version; use \"sandbox\""))
     if model.delivery.default_channel not in model.channels:
         problems.append((name, "delivery.default_channel",
-                         f"channel {model.delivery.default_channel!r} is not defined under [channels]"))
+                         f"channel {model.delivery.default_channel!r} is not defined "
+                         "under [channels]"))
     settings.requirements = _load_requirements(settings, problems)
     if check_connectors:
         _check_connectors(settings, problems)
@@ -249,7 +250,8 @@ def _read_secrets(data: Mapping[str, Any], name: str,
         if not isinstance(var, str) or not _ENV_NAME.match(var):
             problems.append((name, key, f"must name an environment variable, got {var!r}"))
         elif not os.environ.get(var):
-            problems.append((name, key, f"environment variable {var} is not set (it holds a secret)"))
+            problems.append((name, key,
+                             f"environment variable {var} is not set (it holds a secret)"))
         else:
             secrets[key] = SecretStr(os.environ[var])
             register_secrets([os.environ[var]])  # masked in every log line and stored text

@@ -29,7 +29,8 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 def to_decimal(value: object, *, what: str) -> Decimal:
     """Parse a decimal from a string or int; floats are refused (they are not exact)."""
     if isinstance(value, float | bool):
-        raise ValueError(f"{what}: {value!r} is a {type(value).__name__}, expected a decimal string")
+        kind = type(value).__name__
+        raise ValueError(f"{what}: {value!r} is a {kind}, expected a decimal string")
     try:
         result = Decimal(str(value))
     except InvalidOperation:

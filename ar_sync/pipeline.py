@@ -188,7 +188,7 @@ class Cycle:
                     self.store.event(key, "create_reconciled", found=True,
                                      netsuite_id=inv.netsuite_id)
                     self.report.adopted += 1
-                elif self.store.unit(key)["state"] == State.CREATING:
+                elif (row := self.store.unit(key)) and row["state"] == State.CREATING:
                     self.store.set_state(key, State.RETRY, retry_stage="create",
                                          next_attempt_at=now())
                     self.store.event(key, "create_reconciled", found=False)

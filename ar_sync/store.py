@@ -310,16 +310,19 @@ class Store:
         return out
 
     def unit(self, key: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM units WHERE key = ?", (key,)).fetchone()
+        row: sqlite3.Row | None = self.conn.execute("SELECT * FROM units WHERE key = ?",
+                                                    (key,)).fetchone()
+        return row
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self.conn.execute(sql, params))
 
     def pending_attempt(self, key: str, operation: str) -> sqlite3.Row | None:
         """The last attempt of ``operation`` for ``key`` that never got an outcome."""
-        return self.conn.execute(
+        row: sqlite3.Row | None = self.conn.execute(
             "SELECT * FROM attempts WHERE key = ? AND operation = ? AND outcome = 'pending' "
             "ORDER BY id DESC LIMIT 1", (key, operation)).fetchone()
+        return row
 
     def latest_findings(self, key: str) -> list[sqlite3.Row]:
         run = self.conn.execute("SELECT id FROM check_runs WHERE key = ? ORDER BY id DESC "

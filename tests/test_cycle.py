@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-from decimal import Decimal
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ar_sync_outbox import OutboxConnector
 from click.testing import CliRunner
 
 from ar_sync.cli import cli
 from ar_sync.config import Settings, load_settings
 from ar_sync.demo import write_demo_dir
-from ar_sync.errors import AmbiguousError, ArSyncError, TransientError
+from ar_sync.errors import AmbiguousError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus
 from ar_sync.netsuite.sandbox import SandboxGateway
 from ar_sync.netsuite.seed import PLANTED_PROBLEMS
 from ar_sync.pipeline import Cycle
 from ar_sync.runner import LockHeldError, run_cycle, state_lock
 from ar_sync.store import State, Store
-from ar_sync_outbox import OutboxConnector
 
 AS_OF = dt.date(2026, 11, 30)
 
@@ -94,7 +92,8 @@ def test_failures_show_fix_in_sandbox_and_rerun_delivers(settings: Settings) -> 
     order = next(o for o, rule in PLANTED_PROBLEMS.items() if rule == "po.required")
     key = held_key(settings, order)
     result = invoke(settings, "failures")
-    assert result.exit_code == 0 and key in result.output and "requires a PO number" in result.output
+    assert result.exit_code == 0 and key in result.output
+    assert "requires a PO number" in result.output
     assert max(map(len, result.output.splitlines())) <= 100
     shown = invoke(settings, "show", key)
     assert "po.required" in shown.output and "otherRefNum" in shown.output

@@ -83,7 +83,8 @@ def po_required(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
     if req and req.po_required and not inv.po_number.strip():
         contact = f" Ask AP at {req.ap_email} for the PO." if req.ap_email else ""
         yield _finding("po.required", "otherRefNum", "(empty)",
-                       f"a PO number{f' like {req.po_pattern_hint}' if req.po_pattern_hint else ''}",
+                       f"a PO number like {req.po_pattern_hint}" if req.po_pattern_hint
+                       else "a PO number",
                        f"Customer {inv.customer.entity_id} ({inv.customer.name}) requires a PO "
                        f"number and sales order {inv.order_number} has none.{contact}")
 

@@ -316,7 +316,7 @@ _GEN_PLACES = (("San Jose", "CA", "95113", "US"), ("Brooklyn", "NY", "11201", "U
                ("Philadelphia", "PA", "19103", "US"), ("Tucson", "AZ", "85701", "US"),
                ("München", "", "80331", "DE"), ("Lille", "", "59000", "FR"),
                ("Utrecht", "", "3511 AB", "NL"))
-_GEN_ITEMS = ONE_OFF_ITEMS + ("PLAT-PRO-M", "ANALYTICS-M", "SUPPORT-PREM-M", "SANDBOX-A")
+_GEN_ITEMS = (*ONE_OFF_ITEMS, "PLAT-PRO-M", "ANALYTICS-M", "SUPPORT-PREM-M", "SANDBOX-A")
 _CHUNK = 1000
 
 
