@@ -173,7 +173,9 @@ class Settings:
         out: dict[str, Any] = {}
         for key, value in raw.items():
             if key.endswith("_env"):
-                out[key[:-4]] = self.secrets[f"channels.{name}.{key}"]
+                secret = self.secrets.get(f"channels.{name}.{key}")
+                if secret is not None:  # a missing one is reported by validation already
+                    out[key[:-4]] = secret
             elif key in ("directory", "path") and isinstance(value, str):
                 out[key] = self.resolve(value)
             else:
@@ -248,7 +250,9 @@ def _read_secrets(data: Mapping[str, Any], name: str,
     secrets: dict[str, SecretStr] = {}
     for key, var in _env_keys(data, ""):
         if not isinstance(var, str) or not _ENV_NAME.match(var):
-            problems.append((name, key, f"must name an environment variable, got {var!r}"))
+            # never echo the value: a secret pasted here by mistake must not be printed
+            problems.append((name, key, "must name an environment variable (letters, digits "
+                             "and _), not hold a value; put secrets in the environment"))
         elif not os.environ.get(var):
             problems.append((name, key,
                              f"environment variable {var} is not set (it holds a secret)"))

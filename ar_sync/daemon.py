@@ -29,12 +29,49 @@ def trigger_for(settings: Settings) -> Any:
     """The schedule from ``[schedule]``: a cron expression, else an interval (default 60 min)."""
     sched = settings.model.schedule
     if sched.cron:
-        return CronTrigger.from_crontab(sched.cron, timezone=settings.zone)
+        minute, hour, day, month, weekday = sched.cron.split()
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=_cron_weekdays(weekday), timezone=settings.zone)
     return IntervalTrigger(minutes=sched.interval_minutes or 60, timezone=settings.zone)
 
 
-def serve(settings: Settings) -> None:
-    """Run until a signal; raises LockHeldError if another process holds the state file."""
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """A cron weekday field as day names for APScheduler 3.x.
+
+    Cron numbers weekdays from Sunday (0 and 7); APScheduler 3.x from Monday, even in
+    ``CronTrigger.from_crontab`` (agronholm/apscheduler#286), so ``1-5`` would bill Tuesday
+    to Saturday. Spelled out as names, the field means what it means in a crontab.
+    """
+    if not any(ch.isdigit() for ch in field):
+        return field  # '*' and names mean the same to both
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        span, _, step = item.partition("/")
+        first, _, last = span.partition("-")
+        lo = 0 if span == "*" else _weekday(first)
+        hi = 7 if span == "*" or (step and not last) else _weekday(last or first)
+        if hi < lo or (step and not step.isdigit()) or step == "0":
+            raise ValueError(f"cron weekday field {field!r} is not valid")
+        days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday(token: str) -> int:
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    if token[:3] in _WEEKDAYS and len(token) == 3:
+        return _WEEKDAYS.index(token)
+    raise ValueError(f"cron weekday {token!r} is not valid (0-7 or sun-sat)")
+
+
+def serve(settings: Settings, trigger: Any = None) -> None:
+    """Run until a signal; raises LockHeldError if another process holds the state file.
+
+    ``trigger`` replaces the configured schedule (tests run cycles faster than once a minute).
+    """
     logger = log.get("ar_sync.daemon")
     stop = threading.Event()
     busy = threading.Lock()
@@ -50,14 +87,15 @@ def serve(settings: Settings) -> None:
 
     with state_lock(settings.state_path):
         scheduler = BlockingScheduler(timezone=settings.zone)
-        scheduler.add_job(cycle, trigger_for(settings), id="cycle", max_instances=1,
+        scheduler.add_job(cycle, trigger or trigger_for(settings), id="cycle", max_instances=1,
                           coalesce=True, misfire_grace_time=300,
                           next_run_time=dt.datetime.now(settings.zone))
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             logger.info("daemon_stopping", signal=signal.Signals(signum).name)
-            stop.set()
-            scheduler.shutdown(wait=False)
+            if not stop.is_set():  # a second signal must not break the wait for the cycle
+                stop.set()
+                scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)

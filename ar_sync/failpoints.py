@@ -21,7 +21,7 @@ _seen = 0
 def hit(name: str) -> None:
     """Count a failpoint; kill this process without cleanup when the target is reached."""
     global _seen
-    if not _TARGET or (_NAME and _NAME != name):
+    if not _TARGET or (_NAME and name != _NAME):
         return
     _seen += 1
     if _seen == _TARGET:

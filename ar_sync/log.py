@@ -2,6 +2,8 @@
 
 Every line about an invoice carries its ``key``. Secrets are registered at start and
 masked in every line, whatever field or exception text they would have appeared in.
+Other libraries' stdlib logging (APScheduler, HTTP clients) and an uncaught exception
+come out the same way: one masked line each, JSON off a terminal.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from types import TracebackType
 from typing import Any, Literal
 
 import structlog
@@ -49,6 +52,7 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
     json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (structlog.processors.JSONRenderer() if json_lines
                      else structlog.dev.ConsoleRenderer(colors=False))
+    numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -59,11 +63,57 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
             renderer,
             _mask_rendered,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(renderer, numeric)
+    sys.excepthook = _log_uncaught
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (as ``logging.lastResort``)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _route_stdlib_logging(renderer: Any, level: int) -> None:
+    """Other libraries' stdlib logging (APScheduler's skipped runs, HTTP clients) takes the
+    same road: one line on stderr, JSON off a terminal, secrets masked. Below warning they
+    speak only at debug level."""
+    handler = _StderrHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _mask_processor,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+            _mask_rendered,
+        ]))
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    root.addHandler(handler)
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None,
+                  ) -> None:
+    """A crash is one more log line, masked like the others, not a bare traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    structlog.get_logger("ar_sync").critical("crashed", exc_info=(kind, value, tb))
 
 
 def get(name: str = "ar_sync") -> Any:

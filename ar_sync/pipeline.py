@@ -246,8 +246,8 @@ class Cycle:
         existing = self._existing_invoices(todo)
         passing: list[tuple[Invoice, bool]] = []
         for unit in todo:
-            if self.stop.is_set():
-                return
+            if self.stop.is_set():  # create what is already marked `creating`, then stop
+                break
             row = rows.get(unit.key)
             draft = self._check_draft(unit, existing, row)
             if draft is not None:

@@ -47,7 +47,7 @@ class FakeEndpoint(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         if not self._authorised():
             return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -57,7 +57,7 @@ class FakeEndpoint(BaseHTTPRequestHandler):
         self.store[body["key"]] = f"ACME-{len(self.store) + 1}"
         self._reply(201, {"id": self.store[body["key"]]})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self._authorised():
             return
         key = self.path.rsplit("/", 1)[-1]

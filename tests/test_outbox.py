@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from ar_sync_outbox import OutboxConnector
 
 from ar_sync.connector import ConnectorLoadError, load_factory
 from ar_sync.testing import ConnectorConformance, sample_invoice
-from ar_sync_outbox import OutboxConnector
 
 
 class TestOutboxConformance(ConnectorConformance):
