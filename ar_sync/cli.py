@@ -110,7 +110,21 @@ def status(c: Context, as_json: bool) -> None:
 
     store = c.store()
     data = status_data(store)
+    warning = _certificate_warning(c.settings)
+    if warning:
+        data["warnings"] = [warning]
     _echo_json(data) if as_json else click.echo(format_status(data))
+    if warning and not as_json:
+        click.echo(f"warning: {warning}")
+
+
+def _certificate_warning(settings: Settings) -> str | None:
+    """The NetSuite M2M certificate's expiry warning, when the REST gateway is in use."""
+    if settings.netsuite.api != "rest":
+        return None
+    from ar_sync.netsuite.rest.options import certificate_warning
+
+    return certificate_warning(settings)
 
 
 @cli.command()
@@ -169,6 +183,44 @@ def rerun(c: Context, keys: tuple[str, ...], reason: str, actor: str | None,
         click.echo(f"{key}: {d.get('state')} {d.get('hold_reason') or d.get('delivery_ref') or ''}")
 
 
+@cli.command()
+@click.argument("key")
+@click.option("--rule", required=True, help="The rule id of the finding to accept.")
+@click.option("--reason", required=True, help="Why it is acceptable (audit evidence).")
+@click.option("--as", "as_user", default=None, help="Approver name (default: the OS user).")
+@pass_ctx
+def approve(c: Context, key: str, rule: str, reason: str, as_user: str | None) -> None:
+    """Accept one finding on one held invoice; it is released on the next cycle."""
+    from ar_sync.overrides import ApprovalRefused, who
+    from ar_sync.overrides import approve as record
+
+    actor, os_user = who(as_user)
+    store = c.store()
+    try:
+        done = record(store, key, rule, reason, actor=actor, os_user=os_user,
+                      service_user=c.settings.checks.service_user)
+    except ApprovalRefused as exc:
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        store.close()
+    click.echo(f"{key}: {rule} approved by {done.actor} ({', '.join(done.found)}); "
+               "the invoice is released on the next cycle (or `ar-sync rerun` it now).")
+
+
+@cli.command()
+@click.argument("key")
+@as_of_option
+@json_option
+@pass_ctx
+def check(c: Context, key: str, as_of: dt.datetime | None, as_json: bool) -> None:
+    """Run the whole checklist on one invoice now and print every rule, passed or not."""
+    from ar_sync.inspection import check_unit, format_check
+
+    result = check_unit(c.settings, key, as_of.date() if as_of else None)
+    _echo_json(result) if as_json else click.echo(format_check(result))
+
+
 @cli.group()
 def config() -> None:
     """Configuration commands."""
@@ -210,6 +262,23 @@ def demo(directory: Path, as_of: dt.datetime | None) -> None:
     from ar_sync.demo import run_demo
 
     run_demo(directory, as_of.date() if as_of else None)
+
+
+@cli.group()
+def netsuite() -> None:
+    """NetSuite account commands (the REST gateway)."""
+
+
+@netsuite.command("ping")
+@pass_ctx
+def netsuite_ping(c: Context) -> None:
+    """Check the [netsuite.rest] credentials and the role's permissions; exit 1 on a failure."""
+    from ar_sync.netsuite.rest.ping import FAIL, format_checks, ping
+
+    checks = ping(c.settings)
+    click.echo(format_checks(checks))
+    if any(check.status == FAIL for check in checks):
+        sys.exit(EXIT_FAILED)
 
 
 from ar_sync.sandbox_cli import sandbox  # noqa: E402

@@ -11,6 +11,7 @@ unknown connectors), each as ``file: key: message``; :class:`ConfigError` carrie
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -42,10 +43,26 @@ class _Section(BaseModel):
 
 
 class NetSuiteRest(_Section):
-    """Endpoints of the REST gateway (its own issue); validated here so typos show early."""
+    """The REST gateway (``api = "rest"``); required keys are checked by
+    :func:`ar_sync.netsuite.rest.options.config_problems` when it is selected."""
 
     base_url: AnyHttpUrl | None = None
     token_url: AnyHttpUrl | None = None
+    auth: Literal["oauth2", "tba"] = "oauth2"
+    client_id_env: str | None = None  # OAuth 2.0 M2M
+    certificate_id: str = ""
+    private_key_file: str = ""
+    certificate_file: str = ""
+    scope: str = "rest_webservices"
+    consumer_key_env: str | None = None  # TBA
+    consumer_secret_env: str | None = None
+    token_id_env: str | None = None
+    token_secret_env: str | None = None
+    concurrency: int = Field(default=2, ge=1, le=100)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    backoff_cap_seconds: float = Field(default=30.0, ge=0, le=600)
 
 
 class NetSuiteSoap(_Section):
@@ -116,11 +133,36 @@ class LoggingSection(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ChecksSection(_Section):
+    """Settings of the review checklist that are the seller's, not a customer's."""
+
+    # US states where the seller has nexus: a taxable line there must not go out untaxed.
+    nexus_states: list[str] = []
+    # Invoices dated on or before this day fall in a closed accounting period.
+    periods_closed_through: dt.date | None = None
+    # The OS user the service runs as: it may never approve an override.
+    service_user: str = "ar-sync"
+
+    @field_validator("nexus_states")
+    @classmethod
+    def _states(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not re.fullmatch(r"[A-Z]{2}", s)]
+        if bad:
+            raise ValueError(f"use two-letter state codes, got {bad}")
+        return value
+
+
 class ChannelSection(BaseModel):
-    """A delivery channel: a connector plus its own settings (validated by the connector)."""
+    """A delivery channel: a connector plus its own settings (validated by the connector).
+
+    ``profile`` says what the channel demands of an invoice before it is sent (PO line
+    numbers and units for cXML portals, endpoint and buyer reference for Peppol, an AP
+    address for e-mail), so the checklist can hold what the channel would reject.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     connector: str
+    profile: Literal["cxml", "peppol", "email", "none"] = "none"
 
 
 class FileModel(_Section):
@@ -130,6 +172,7 @@ class FileModel(_Section):
     schedule: ScheduleSection = ScheduleSection()
     requirements: RequirementsSection = RequirementsSection()
     delivery: DeliverySection = DeliverySection()
+    checks: ChecksSection = ChecksSection()
     retry: RetrySection = RetrySection()
     logging: LoggingSection = LoggingSection()
     channels: dict[str, ChannelSection] = {}
@@ -203,9 +246,13 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
         schema = [(name, _loc(e["loc"]), _msg(e)) for e in exc.errors()]
         raise ConfigError(schema + problems) from None
     settings = Settings(path, model, secrets, {})
-    if model.netsuite.api != "sandbox":
-        problems.append((name, "netsuite.api", f"{model.netsuite.api!r} gateway is not available "
-                         "in this version; use \"sandbox\""))
+    if model.netsuite.api == "soap":
+        problems.append((name, "netsuite.api", "'soap' gateway is not available in this "
+                         "version; use \"sandbox\" or \"rest\""))
+    elif model.netsuite.api == "rest":
+        from ar_sync.netsuite.rest.options import config_problems
+
+        problems.extend((name, key, message) for key, message in config_problems(settings))
     if model.delivery.default_channel not in model.channels:
         problems.append((name, "delivery.default_channel",
                          f"channel {model.delivery.default_channel!r} is not defined "

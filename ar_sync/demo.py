@@ -14,7 +14,8 @@ from ar_sync.config import Settings, load_settings
 from ar_sync.pipeline import CycleReport
 from ar_sync.store import Store
 
-CHANNELS = ("coupa", "ariba", "peppol", "email")
+# channel name -> what it demands of an invoice (the checklist holds what it would reject)
+CHANNELS = {"coupa": "cxml", "ariba": "cxml", "peppol": "peppol", "email": "email"}
 DEMO_ZONE = "America/New_York"
 
 CONFIG_TEMPLATE = """\
@@ -41,6 +42,9 @@ library = "customers.toml"
 [delivery]
 default_channel = "email"
 
+[checks]
+nexus_states = [{nexus}]
+
 [logging]
 level = "warning"
 {channels}"""
@@ -50,15 +54,21 @@ def write_demo_dir(directory: Path, anchor: dt.date | None = None) -> Path:
     """Create ``directory`` with a config, the customer library and a freshly seeded
     sandbox account whose work is due on ``anchor`` (default: today in the billing time
     zone), unless it has a config already."""
-    from ar_sync.netsuite.seed import build_demo_account, write_requirements_library
+    from ar_sync.netsuite.seed import (
+        build_demo_account,
+        demo_check_settings,
+        write_requirements_library,
+    )
 
     config = directory / "ar-sync.toml"
     if config.exists():
         return config
     directory.mkdir(parents=True, exist_ok=True)
-    channels = "".join(f'\n[channels.{name}]\nconnector = "outbox"\ndirectory = "outbox/{name}"\n'
-                       for name in CHANNELS)
-    config.write_text(CONFIG_TEMPLATE.format(channels=channels, zone=DEMO_ZONE), encoding="utf-8")
+    channels = "".join(f'\n[channels.{name}]\nconnector = "outbox"\nprofile = "{profile}"\n'
+                       f'directory = "outbox/{name}"\n' for name, profile in CHANNELS.items())
+    nexus = ", ".join(f'"{s}"' for s in demo_check_settings()["nexus_states"])
+    config.write_text(CONFIG_TEMPLATE.format(channels=channels, zone=DEMO_ZONE, nexus=nexus),
+                      encoding="utf-8")
     write_requirements_library(directory / "customers.toml")
     (directory / "state").mkdir(mode=0o700, exist_ok=True)
     today = anchor or dt.datetime.now(ZoneInfo(DEMO_ZONE)).date()
@@ -130,6 +140,9 @@ def summary(report: CycleReport, config: Path,
     if report.reasons:
         lines.append("Top reasons held:")
         lines += [f"  {n:>3} × {rule}" for rule, n in report.reasons.most_common(6)]
+        if len(report.reasons) > 6:
+            rest = sum(n for _, n in report.reasons.most_common()[6:])
+            lines.append(f"  {rest:>3} × {len(report.reasons) - 6} other rules (see `failures`)")
     lines += [
         "",
         "Next, try (what is held and why; one invoice's story; its sales order in NetSuite;",

@@ -30,6 +30,8 @@ def build_line(line: UnitLine, currency: str) -> InvoiceLine:
         tax_code=line.tax_code,
         tax_rate=line.tax_rate,
         tax_amount=line_tax(line.amount, line.tax_rate, currency),
+        units=line.units,
+        quantity_remaining=line.quantity_remaining,
     )
 
 
@@ -58,4 +60,8 @@ def build_draft(unit: BillableUnit) -> Invoice:
         period_start=unit.period_start,
         period_end=unit.period_end,
         memo=unit.memo,
+        entity_name=unit.entity_name or unit.customer.name,
+        contract_start=unit.contract_start,
+        contract_end=unit.contract_end,
+        renews_term_ending=unit.renews_term_ending,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -59,8 +58,10 @@ class Customer:
     is_inactive: bool = False
     tax_exempt: bool = False
     exemption_certificate: str = ""
-    vat_id: str = ""
+    exemption_expires: dt.date | None = None  # the certificate's expiry, when known
+    vat_id: str = ""  # the buyer's tax / VAT registration number
     channel: str = ""  # delivery channel named on the customer record, if any
+    peppol_id: str = ""  # Peppol endpoint id, scheme:value (e.g. 0088:5790000436057)
 
 
 class UnitKind(StrEnum):
@@ -82,6 +83,8 @@ class UnitLine:
     amount: Decimal
     tax_code: str = ""
     tax_rate: Decimal = Decimal(0)  # percent, e.g. 8.25
+    units: str = ""  # unit of measure as on the order (EA, HUR, MON ...)
+    quantity_remaining: Decimal | None = None  # on the order line before this unit, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +107,19 @@ class BillableUnit:
     period_start: dt.date | None = None
     period_end: dt.date | None = None
     memo: str = ""
+    entity_name: str = ""  # the customer name as the order shows it
+    contract_start: dt.date | None = None  # the order's contract or subscription term
+    contract_end: dt.date | None = None
+    renews_term_ending: dt.date | None = None  # for a renewal: the end of the term it renews
 
     def fingerprint(self) -> str:
-        """A hash of everything the invoice is made from; it changes when NetSuite data does."""
-        blob = json.dumps(to_jsonable(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """A hash of everything the invoice is made from; it changes when NetSuite data does.
+
+        The dataclass repr is exact (Decimal and date reprs round-trip) and deterministic;
+        a release that adds a field changes every fingerprint once, which only makes held
+        units be checked again.
+        """
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +162,8 @@ class InvoiceLine:
     tax_code: str = ""
     tax_rate: Decimal = Decimal(0)
     tax_amount: Decimal = Decimal(0)
+    units: str = ""
+    quantity_remaining: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +191,13 @@ class Invoice:
     memo: str = ""
     netsuite_id: str | None = None
     tran_id: str | None = None  # the invoice number NetSuite assigned
+    entity_name: str = ""  # the customer name printed on the invoice
+    contract_start: dt.date | None = None
+    contract_end: dt.date | None = None
+    renews_term_ending: dt.date | None = None
+    discount_total: Decimal = Decimal(0)  # a positive number, subtracted from the subtotal
+    shipping: Decimal = Decimal(0)
+    is_credit: bool = False
 
     @property
     def is_draft(self) -> bool:
@@ -191,6 +211,23 @@ class Invoice:
     def number(self) -> str:
         """What a person calls this invoice: NetSuite's number once it has one."""
         return self.tran_id or f"draft {self.key}"
+
+
+class TaxKind(StrEnum):
+    STANDARD = "standard"  # a sales tax or VAT rate
+    EXEMPT = "exempt"  # no tax: the customer or item is exempt
+    REVERSE_CHARGE = "reverse_charge"  # EU B2B across borders: the buyer accounts for VAT
+    ZERO = "zero"  # zero-rated
+
+
+@dataclass(frozen=True, slots=True)
+class TaxCode:
+    """A tax code of the account and its rate (percent)."""
+
+    code: str
+    rate: Decimal
+    kind: TaxKind = TaxKind.STANDARD
+    description: str = ""
 
 
 class Severity(StrEnum):
@@ -237,6 +274,16 @@ class DeliveryOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class PurchaseOrder:
+    """A customer PO the AR team knows the limits of (from the requirements library)."""
+
+    number: str
+    amount: Decimal | None = None
+    currency: str = ""
+    expires: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerRequirements:
     """One customer's entry in the requirements library (config/customers.toml)."""
 
@@ -246,33 +293,59 @@ class CustomerRequirements:
     po_pattern: str = ""
     po_pattern_hint: str = ""
     ap_email: str = ""
+    ap_contact: str = ""
+    buyer_reference: str = ""  # Peppol BT-10 when there is no PO
+    required_fields: tuple[str, ...] = ()
+    attachments: tuple[str, ...] = ()
     notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    purchase_orders: dict[str, PurchaseOrder] = field(default_factory=dict)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_HINTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, looked up once per class (this is on the hot path)."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return _FIELDS[cls]
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def to_jsonable(value: Any) -> Any:
     """Turn models into JSON-ready data: Decimal and dates become strings, exactly."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Decimal):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is Decimal:
         return str(value)
-    if isinstance(value, dt.date | dt.datetime):
+    if kind is dt.date or kind is dt.datetime:
         return value.isoformat()
-    if isinstance(value, list | tuple):
+    if kind is tuple or kind is list:
         return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
+    if hasattr(kind, "__dataclass_fields__"):
+        return {name: to_jsonable(getattr(value, name)) for name in _field_names(kind)}
+    if kind is dict:
         return {k: to_jsonable(v) for k, v in value.items()}
-    return value
+    return value  # enums (str subclasses) and anything else JSON takes as it is
+
+
+def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's resolved field types, resolved once per class."""
+    if cls not in _HINTS:
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = tuple((name, hints[name]) for name in _field_names(cls))
+    return _HINTS[cls]
 
 
 def from_jsonable(cls: type[Any], data: Any) -> Any:
     """Rebuild a model from :func:`to_jsonable` output (used for stored drafts)."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    kwargs = {f.name: _decode(hints[f.name], data[f.name])
-              for f in dataclasses.fields(cls) if f.name in data}
-    return cls(**kwargs)
+    return cls(**{name: _decode(tp, data[name]) for name, tp in _hints(cls) if name in data})
 
 
 def _decode(tp: Any, value: Any) -> Any:

@@ -21,7 +21,7 @@ import json
 import random
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from tenacity import (
 )
 
 from ar_sync import failpoints, log
-from ar_sync.checks import CheckContext, rules_version, run_checks
+from ar_sync.checks import CheckContext, Stage, approved, rules_version, run_checks
 from ar_sync.config import Settings
 from ar_sync.connector import Connector, open_connector
 from ar_sync.errors import (
@@ -52,6 +52,7 @@ from ar_sync.models import (
     Invoice,
     OutcomeStatus,
     Severity,
+    TaxCode,
     UnreadableRecord,
     from_jsonable,
     to_jsonable,
@@ -104,6 +105,9 @@ class Cycle:
                          library_version(settings.resolve(settings.model.requirements.library)))
         self.broken_channels: set[str] = set()
         self.unseen: set[str] = set()
+        self._tax_codes: dict[str, TaxCode] | None = None
+        self._channels: dict[str, str] = {}  # channel of each unit drafted in this batch
+        self._attempts: dict[str, int] = {}  # pending create attempt of each unit in the batch
 
     # -- the cycle -----------------------------------------------------------------------
 
@@ -243,16 +247,22 @@ class Cycle:
         todo = [u for u in units if self._needs_pass(u, rows.get(u.key))]
         if not todo:
             return
-        existing = self._existing_invoices(todo)
+        existing = self.existing_invoices([u.customer.id for u in todo])
+        approvals = self.store.approvals([u.key for u in todo])
         passing: list[tuple[Invoice, bool]] = []
-        for unit in todo:
-            if self.stop.is_set():  # create what is already marked `creating`, then stop
-                break
-            row = rows.get(unit.key)
-            draft = self._check_draft(unit, existing, row)
-            if draft is not None:
-                passing.append((draft, row is not None and row["state"] == State.RETRY))
-        self._create(passing)
+        with self.store.transaction():  # the batch's intents, committed before the call
+            for unit in todo:
+                if self.stop.is_set():  # create what is already marked `creating`, then stop
+                    break
+                row = rows.get(unit.key)
+                draft = self._check_draft(unit, existing, row, approvals.get(unit.key, {}))
+                if draft is not None:
+                    passing.append((draft, row is not None and row["state"] == State.RETRY))
+        created = self._create(passing)
+        if created and not self.stop.is_set():
+            self._deliver_batch([{"key": d.key, "netsuite_id": i.netsuite_id,
+                                  "channel": self._channels[d.key], "state": State.CREATED}
+                                 for d, i in created], {d.key: d for d, _ in created})
 
     def _hold_unreadable(self, record: UnreadableRecord, row: Any) -> None:
         """Hold an order NetSuite gave us with data we cannot use, naming the field."""
@@ -303,9 +313,10 @@ class Cycle:
             self.report.still_held += 1
         return False
 
-    def _existing_invoices(self, units: Sequence[BillableUnit]) -> dict[str, list[InvoiceSummary]]:
+    def existing_invoices(self, customer_ids: Iterable[str]) -> dict[str, list[InvoiceSummary]]:
+        """The customers' recent invoices, one bulk call (duplicates, overlaps, PO totals)."""
         since = self.as_of - dt.timedelta(days=self.settings.billing.duplicate_lookback_days)
-        customers = sorted({u.customer.id for u in units})
+        customers = sorted(set(customer_ids))
         by_customer: dict[str, list[InvoiceSummary]] = defaultdict(list)
         for summary in self._call(self.gateway.invoices_for_customers, customers, since):
             by_customer[summary.customer_id].append(summary)
@@ -316,8 +327,31 @@ class Cycle:
         return (req.channel if req and req.channel else customer_channel
                 or self.settings.delivery.default_channel)
 
+    def context(self, invoice: Invoice, channel: str, existing: Sequence[InvoiceSummary],
+                draft: Invoice | None = None) -> CheckContext:
+        """Everything the checklist consults for ``invoice``."""
+        if self._tax_codes is None:
+            self._tax_codes = self._call(self.gateway.tax_codes)
+        checks = self.settings.model.checks
+        section = self.settings.model.channels.get(channel)
+        return CheckContext(
+            as_of=self.as_of, requirements=self.settings.requirements.get(
+                invoice.customer.entity_id),
+            existing=existing, draft=draft, channels=frozenset(self.settings.model.channels),
+            channel=channel, profile=section.profile if section else "none",
+            tax_codes=self._tax_codes, nexus_states=frozenset(checks.nexus_states),
+            closed_through=checks.periods_closed_through)
+
+    def checklist(self, invoice: Invoice, ctx: CheckContext, stage: Stage,
+                  approvals: Mapping[str, Mapping[str, int]]) -> tuple[list[Finding],
+                                                                        list[Finding]]:
+        """All findings, and those that hold (not approved by a person)."""
+        findings = run_checks(invoice, ctx, stage)
+        holding, _ = approved(findings, {r: set(v) for r, v in approvals.items()})
+        return findings, holding
+
     def _check_draft(self, unit: BillableUnit, existing: dict[str, list[InvoiceSummary]],
-                     row: Any) -> Invoice | None:
+                     row: Any, approvals: Mapping[str, Mapping[str, int]]) -> Invoice | None:
         """Draft and check one unit; hold it (returning None) or mark it ``creating``."""
         try:
             draft = build_draft(unit)
@@ -327,15 +361,12 @@ class Cycle:
                 f"{type(exc).__name__}: {exc}"), row)
             return None
         channel = self.channel_for(unit.customer.entity_id, unit.customer.channel)
-        ctx = CheckContext(as_of=self.as_of,
-                           requirements=self.settings.requirements.get(unit.customer.entity_id),
-                           existing=existing.get(unit.customer.id, ()),
-                           channels=frozenset(self.settings.model.channels), channel=channel)
-        findings = run_checks(draft, ctx, "draft")
-        holds = [f for f in findings if f.holds]
+        self._channels[unit.key] = channel
+        ctx = self.context(draft, channel, existing.get(unit.customer.id, ()))
+        findings, holds = self.checklist(draft, ctx, "draft", approvals)
         with self.store.transaction():
             self.store.upsert_unit(_unit_row(unit, draft, channel, row))
-            self.store.record_check(unit.key, "draft", findings, *self.versions)
+            self.store.record_check(unit.key, "draft", findings, *self.versions, approvals)
             if row is None:
                 self.store.event(unit.key, "discovered", unit_kind=unit.kind.value,
                                  order=unit.order_number, total=str(draft.total))
@@ -346,14 +377,18 @@ class Cycle:
                 return None
             self.store.set_state(unit.key, State.CREATING, rerun_requested=0, hold_stage=None,
                                  hold_reason=None)
-            self.store.begin_attempt(unit.key, f"netsuite:{self.gateway.name}", "create")
+            self._attempts[unit.key] = self.store.begin_attempt(
+                unit.key, f"netsuite:{self.gateway.name}", "create")
         return draft
 
     # -- create in NetSuite --------------------------------------------------------------
 
-    def _create(self, drafts: list[tuple[Invoice, bool]]) -> None:
+    def _create(self, drafts: list[tuple[Invoice, bool]]) -> list[tuple[Invoice, Invoice]]:
+        """Create the batch in NetSuite; return (draft, invoice) of each one that now exists."""
+        in_batch = {d.key for d, _ in drafts}
+        self._channels = {k: v for k, v in self._channels.items() if k in in_batch}
         if not drafts:
-            return
+            return []
         self.progress("create", len(drafts))
         retried = [d.key for d, was_retried in drafts if was_retried]
         already = self._call(self.gateway.find_invoices, retried) if retried else {}
@@ -364,23 +399,37 @@ class Cycle:
                 self._call(self.gateway.create_invoices, fresh) if fresh else [])
             failpoints.hit("after_create")
         except TransientError as exc:  # the whole call failed: nothing to adopt yet
-            for draft in fresh:
-                self._retry(draft.key, "create", exc)
+            with self.store.transaction():
+                for draft in fresh:
+                    self._retry(draft.key, "create", exc)
             results, fresh = [], []
-        for key, invoice in already.items():
-            self._record_created(key, invoice, adopted=True)
-        for draft, result in zip(fresh, results, strict=True):
-            self._record_create_result(draft, result)
+        taken = [d.key for d, r in zip(fresh, results, strict=True)
+                 if isinstance(r, DuplicateExternalIdError)]
+        adopted = self._call(self.gateway.find_invoices, taken) if taken else {}
+        drafts_by_key = {d.key: d for d, _ in drafts}
+        created: list[tuple[Invoice, Invoice]] = []
+        with self.store.transaction():  # the batch's outcomes
+            for key, invoice in already.items():
+                self._record_created(key, invoice, adopted=True)
+                created.append((drafts_by_key[key], invoice))
+            for draft, result in zip(fresh, results, strict=True):
+                now_there = self._record_create_result(draft, result, adopted)
+                if now_there is not None:
+                    created.append((draft, now_there))
+        self._attempts.clear()
+        return created
 
-    def _record_create_result(self, draft: Invoice, result: Invoice | ArSyncError) -> None:
+    def _record_create_result(self, draft: Invoice, result: Invoice | ArSyncError,
+                              adopted: Mapping[str, Invoice]) -> Invoice | None:
+        """Record one per-record result; the invoice if NetSuite has it now."""
         if isinstance(result, Invoice):
             self._record_created(draft.key, result, adopted=False)
-        elif isinstance(result, DuplicateExternalIdError):
-            found = self._call(self.gateway.find_invoices, [draft.key])
-            if draft.key in found:
-                self._record_created(draft.key, found[draft.key], adopted=True)
-            else:
-                self._retry(draft.key, "create", result)
+            return result
+        if isinstance(result, DuplicateExternalIdError):
+            if draft.key in adopted:
+                self._record_created(draft.key, adopted[draft.key], adopted=True)
+                return adopted[draft.key]
+            self._retry(draft.key, "create", result)
         elif isinstance(result, RejectedError):
             finding = Finding("netsuite.refused", Severity.ERROR, result.field or "-",
                               result.remote_code or result.code, "NetSuite to accept the invoice",
@@ -392,12 +441,15 @@ class Cycle:
             self._retry(draft.key, "create", result)
         else:
             raise result
+        return None
 
     def _record_created(self, key: str, invoice: Invoice, *, adopted: bool) -> None:
         with self.store.transaction():
-            pending = self.store.pending_attempt(key, "create")
-            if pending:
-                self.store.finish_attempt(pending["id"], "ok", reference=invoice.netsuite_id or "",
+            attempt = self._attempts.pop(key, None)
+            if attempt is None and (pending := self.store.pending_attempt(key, "create")):
+                attempt = pending["id"]
+            if attempt is not None:
+                self.store.finish_attempt(attempt, "ok", reference=invoice.netsuite_id or "",
                                           message="adopted existing invoice" if adopted else "")
             self.store.set_state(key, State.CREATED, netsuite_id=invoice.netsuite_id,
                                  tran_id=invoice.tran_id, retries=0, next_attempt_at=None)
@@ -411,55 +463,87 @@ class Cycle:
     # -- after creation: read back, check again, deliver ----------------------------------
 
     def resume_created(self, only_keys: Sequence[str] | None = None) -> None:
-        """Check again and deliver every created invoice that is not delivered yet."""
-        rows = self.store.rows(
-            "SELECT key, netsuite_id, channel, draft, state, hold_stage, retry_stage, "
-            "next_attempt_at, rerun_requested FROM units WHERE netsuite_id IS NOT NULL "
-            "AND state IN (?, ?, ?)", (State.CREATED, State.RETRY, State.HELD))
-        due = [r for r in rows if _ready_to_deliver(r, only_keys)]
-        for start in range(0, len(due), self.settings.billing.batch_size):
+        """Check again and deliver created invoices left over: by a crash, a retry that has
+        come due, or a person's rerun. Pages through the store, a batch at a time."""
+        size, after = self.settings.billing.batch_size, ""
+        while not self.stop.is_set():
+            rows = self.store.rows(
+                "SELECT key, netsuite_id, channel, state, retry_stage, next_attempt_at, "
+                "rerun_requested FROM units WHERE netsuite_id IS NOT NULL AND state IN "
+                "(?, ?, ?) AND key > ? ORDER BY key LIMIT ?",
+                (State.CREATED, State.RETRY, State.HELD, after, size))
+            if not rows:
+                return
+            after = rows[-1]["key"]
+            due = [dict(r) for r in rows if _ready_to_deliver(r, only_keys)]
+            if due:
+                drafts = {r["key"]: from_jsonable(Invoice, _json(r["draft"])) for r in
+                          self.store.rows(f"SELECT key, draft FROM units WHERE key IN "
+                                          f"({','.join('?' * len(due))})",
+                                          [r["key"] for r in due])}
+                self._deliver_batch(due, drafts)
+
+    def _deliver_batch(self, rows: Sequence[Mapping[str, Any]], drafts: Mapping[str, Invoice],
+                       ) -> None:
+        """Read a batch back from NetSuite in one call, check each again, deliver each."""
+        invoices = self._call(self.gateway.read_invoices, [r["netsuite_id"] for r in rows])
+        existing = self.existing_invoices(i.customer.id for i in invoices.values())
+        approvals = self.store.approvals([r["key"] for r in rows])
+        for row in rows:
             if self.stop.is_set():
                 return
-            chunk = due[start:start + self.settings.billing.batch_size]
-            invoices = self._call(self.gateway.read_invoices, [r["netsuite_id"] for r in chunk])
-            for row in chunk:
-                if self.stop.is_set():
-                    return
-                invoice = invoices.get(row["netsuite_id"])
-                if invoice is None:
-                    self._retry(row["key"], "deliver", TransientError(
-                        f"invoice {row['netsuite_id']} could not be read back from NetSuite"))
-                    continue
-                self._verify_and_deliver(row, invoice)
+            invoice = invoices.get(row["netsuite_id"])
+            if invoice is None:
+                self._retry(row["key"], "deliver", TransientError(
+                    f"invoice {row['netsuite_id']} could not be read back from NetSuite"))
+                continue
+            self._verify_and_deliver(row, invoice, drafts[row["key"]],
+                                     existing.get(invoice.customer.id, []),
+                                     approvals.get(row["key"], {}))
 
-    def _verify_and_deliver(self, row: Any, invoice: Invoice) -> None:
+    def _verify_and_deliver(self, row: Mapping[str, Any], invoice: Invoice, draft: Invoice,
+                            existing: Sequence[InvoiceSummary],
+                            approvals: Mapping[str, Mapping[str, int]]) -> None:
         key = row["key"]
-        draft = from_jsonable(Invoice, _json(row["draft"]))
-        findings = run_checks(invoice, CheckContext(as_of=self.as_of, draft=draft,
-                                                    requirements=self.settings.requirements.get(
-                                                        invoice.customer.entity_id)), "invoice")
-        holds = [f for f in findings if f.holds]
-        with self.store.transaction():
-            self.store.record_check(key, "invoice", findings, *self.versions)
-            if holds:
-                self._hold(key, "invoice", holds)
-                return
-        self._deliver(key, row["channel"], invoice, row["state"] == State.RETRY)
+        ctx = self.context(invoice, row["channel"], existing, draft)
+        findings, holds = self.checklist(invoice, ctx, "invoice", approvals)
 
-    def _deliver(self, key: str, channel: str, invoice: Invoice, retried: bool) -> None:
+        def record_check() -> None:
+            self.store.record_check(key, "invoice", findings, *self.versions, approvals)
+
+        if holds:
+            with self.store.transaction():
+                record_check()
+                self._hold(key, "invoice", holds)
+            return
+        self._deliver(key, row["channel"], invoice, row["state"] == State.RETRY, record_check)
+
+    def _deliver(self, key: str, channel: str, invoice: Invoice, retried: bool,
+                 record_check: Callable[[], None]) -> None:
+        """Render and submit; ``record_check`` is written in the same transaction as the
+        delivery's intent (or its failure), so the check and the attempt go together."""
         if channel in self.broken_channels:
-            self._retry(key, "deliver", TransientError(f"channel {channel} is failing"))
+            with self.store.transaction():
+                record_check()
+                self._retry(key, "deliver", TransientError(f"channel {channel} is failing"))
             return
         try:
             connector = self._connector(channel)
-            if retried and (outcome := connector.status(key)) is not None:
-                self._record_delivery(key, None, outcome)
-                return
-            document = connector.render(invoice)
+            arrived = connector.status(key) if retried else None
+            if arrived is None:
+                document = connector.render(invoice)
         except (TransientError, FatalError) as exc:
-            self._channel_failed(key, channel, exc)
+            with self.store.transaction():
+                record_check()
+                self._channel_failed(key, channel, exc)
+            return
+        if arrived is not None:  # a retry after an ambiguous send: it got there
+            with self.store.transaction():
+                record_check()
+                self._record_delivery(key, None, arrived)
             return
         with self.store.transaction():
+            record_check()
             attempt = self.store.begin_attempt(key, f"channel:{channel}", "deliver",
                                                document.body, document.media_type)
             self.store.set_state(key, State.DELIVERING)

@@ -60,7 +60,8 @@ def customer(ctx: click.Context, ref: str) -> None:
 @click.pass_context
 def set_order(ctx: click.Context, ref: str, field: str, value: str) -> None:
     """Change a field of a sales order, e.g. `otherRefNum PO-123456` or `item[2].amount 90.00`."""
-    _do(ctx, lambda gw: gw.set_order_field(ref, field, value))
+    doc = _do(ctx, lambda gw: gw.set_order_field(ref, field, value))
+    _note_change(ctx, "order_id", str(doc["internalId"]), {f"salesOrder.{field}": value})
     click.echo(f"sales order {ref}: {field} = {value!r}")
 
 
@@ -71,5 +72,23 @@ def set_order(ctx: click.Context, ref: str, field: str, value: str) -> None:
 @click.pass_context
 def set_customer(ctx: click.Context, ref: str, field: str, value: str) -> None:
     """Change a field of a customer, e.g. `defaultAddress.zip 94107`."""
-    _do(ctx, lambda gw: gw.set_customer_field(ref, field, value))
+    doc = _do(ctx, lambda gw: gw.set_customer_field(ref, field, value))
+    _note_change(ctx, "customer_id", str(doc["internalId"]), {f"customer.{field}": value})
     click.echo(f"customer {ref}: {field} = {value!r}")
+
+
+def _note_change(ctx: click.Context, column: str, value: str, what: dict[str, str]) -> None:
+    """Record who changed the data of not-yet-delivered units (segregation of duties)."""
+    from ar_sync.overrides import record_data_change, who
+    from ar_sync.store import State, Store
+
+    path = ctx.obj.settings.state_path
+    if not path.exists():
+        return
+    store = Store.open(path)
+    try:
+        keys = [r["key"] for r in store.rows(
+            f"SELECT key FROM units WHERE {column} = ? AND state != ?", (value, State.DELIVERED))]
+        record_data_change(store, keys, who(None)[0], what)
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,25 @@ MIGRATIONS: list[str] = [
         summary TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: overrides with segregation of duties
+    """
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL REFERENCES units(key),
+        rule TEXT NOT NULL,
+        found TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX approvals_key ON approvals(key);
+    ALTER TABLE findings ADD COLUMN approval INTEGER REFERENCES approvals(id);
+    """,
+    # 3: find a unit's pending attempt without scanning every pending attempt
+    """
+    DROP INDEX attempts_pending;
+    CREATE INDEX attempts_pending ON attempts(key, operation) WHERE outcome = 'pending';
+    """,
 ]
 
 SERVICE = "ar-sync"
@@ -152,6 +171,7 @@ class Store:
         self.conn = conn
         self.path = path
         self.db = sqlite_utils.Database(conn)
+        self._depth = 0
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -199,13 +219,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic state transition (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        """An atomic set of state transitions (BEGIN IMMEDIATE … COMMIT, rolled back on error).
+
+        Re-entrant: a transition written inside a batch's transaction commits with the batch,
+        so the batch's intents are all durable before the call they announce, or none is.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
         self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
         self.conn.execute("COMMIT")
         failpoints.hit("commit")
 
@@ -240,19 +274,42 @@ class Store:
         )
 
     def record_check(self, key: str, stage: str, findings: Sequence[Finding],
-                     rules_version: str, library_version: str) -> None:
-        """Store one checklist run and its findings (call inside a transaction)."""
-        passed = not any(f.holds for f in findings)
+                     rules_version: str, library_version: str,
+                     approvals: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """Store one checklist run and its findings (call inside a transaction).
+
+        ``approvals`` maps rule -> found value -> approval id: the findings a person
+        accepted; the run passes when every other error finding is absent.
+        """
+        approvals = approvals or {}
+
+        def approval(f: Finding) -> int | None:
+            return approvals.get(f.rule, {}).get(f.found) if f.holds else None
+
+        passed = all(not f.holds or approval(f) is not None for f in findings)
         cur = self.conn.execute(
             "INSERT INTO check_runs (key, stage, at, passed, rules_version, library_version) "
             "VALUES (?, ?, ?, ?, ?, ?)", (key, stage, now(), passed, rules_version,
                                           library_version))
+        if not findings:
+            return
         self.conn.executemany(
             "INSERT INTO findings (check_run, key, rule, severity, field, found, expected, "
-            "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "message, approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(cur.lastrowid, key, f.rule, f.severity.value, f.field, mask(f.found), f.expected,
-              mask(f.message)) for f in findings],
+              mask(f.message), approval(f)) for f in findings],
         )
+
+    def approvals(self, keys: Sequence[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """Approved findings per key: rule -> found value -> approval id."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                    f"SELECT id, key, rule, found FROM approvals WHERE key IN ({marks})", chunk):
+                out.setdefault(row["key"], {}).setdefault(row["rule"], {})[row["found"]] = row["id"]
+        return out
 
     def begin_attempt(self, key: str, target: str, operation: str,
                       document: bytes | None = None, document_type: str | None = None) -> int:

@@ -45,17 +45,19 @@ def sample_invoice(key: str = "so:100:2026-11-01", **changes: Any) -> Invoice:
     lines = (
         InvoiceLine(1, "PLAT-ENT", "Platform subscription, Enterprise", Decimal(12),
                     Decimal("95.00"), Decimal("1140.00"), "CA-STATE", Decimal("7.25"),
-                    Decimal("82.65")),
+                    Decimal("82.65"), units="EA"),
         InvoiceLine(2, "SUP-PREM", "Premium support", Decimal(1), Decimal("250.00"),
-                    Decimal("250.00")),
+                    Decimal("250.00"), "CA-STATE", Decimal("7.25"), Decimal("18.13"),
+                    units="MON"),
     )
     invoice = Invoice(
         key=key, order_id="100", order_number="SO-10100", customer=customer,
         tran_date=dt.date(2026, 11, 1), due_date=dt.date(2026, 12, 1), currency="USD",
         po_number="PO-445566", lines=lines, subtotal=Decimal("1390.00"),
-        tax_total=Decimal("82.65"), total=Decimal("1472.65"),
+        tax_total=Decimal("100.78"), total=Decimal("1490.78"),
         period_start=dt.date(2026, 11, 1), period_end=dt.date(2026, 11, 30),
-        netsuite_id="9001", tran_id="INV-9001")
+        netsuite_id="9001", tran_id="INV-9001", entity_name="Northwind Traders Inc.",
+        contract_start=dt.date(2026, 1, 1), contract_end=dt.date(2026, 12, 31))
     return dataclasses.replace(invoice, **changes)
 
 

@@ -92,11 +92,13 @@ def show_data(store: Store, key: str) -> dict[str, Any] | None:
     data["draft"] = json.loads(data["draft"])
     runs = store.rows("SELECT * FROM check_runs WHERE key = ? ORDER BY id", (key,))
     data["checks"] = [dict(r) | {"findings": [dict(f) for f in store.rows(
-        "SELECT rule, severity, field, found, expected, message FROM findings "
+        "SELECT rule, severity, field, found, expected, message, approval FROM findings "
         "WHERE check_run = ? ORDER BY id", (r["id"],))]} for r in runs]
     data["attempts"] = [dict(a) for a in store.rows(
         "SELECT id, target, operation, started_at, finished_at, outcome, error_class, code, "
         "message, reference, document_type FROM attempts WHERE key = ? ORDER BY id", (key,))]
+    data["approvals"] = [dict(a) for a in store.rows(
+        "SELECT rule, found, actor, reason, at FROM approvals WHERE key = ? ORDER BY id", (key,))]
     data["events"] = [dict(e) | {"detail": json.loads(e["detail"])} for e in store.rows(
         "SELECT at, kind, actor, detail FROM events WHERE key = ? ORDER BY id", (key,))]
     return data
@@ -123,10 +125,17 @@ def format_show(d: dict[str, Any]) -> str:
         lines += ["", f"Last check ({last['stage']}, {last['at']}): "
                   f"{'passed' if last['passed'] else 'FAILED'}"]
         for f in last["findings"]:
-            lines.append(f"  [{f['severity']}] {f['rule']}  field {f['field']}")
+            approved = " (approved)" if f.get("approval") else ""
+            lines.append(f"  [{f['severity']}] {f['rule']}  field {f['field']}{approved}")
             lines.extend(textwrap.wrap(f["message"], WIDTH, initial_indent="      ",
                                        subsequent_indent="      "))
             lines.append(f"      found: {f['found']}   expected: {f['expected']}")
+    if d["approvals"]:
+        lines += ["", "Approvals:"]
+        for a in d["approvals"]:
+            lines.extend(textwrap.wrap(f"{_when(a['at'])}  {a['rule']} ({a['found']}) by "
+                                       f"{a['actor']}: {a['reason']}", WIDTH,
+                                       initial_indent="  ", subsequent_indent="    "))
     if d["attempts"]:
         lines += ["", "Attempts (UTC):"]
         for a in d["attempts"]:

@@ -5,24 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ar_sync_outbox import OutboxConnector
 from click.testing import CliRunner
 
 from ar_sync.cli import cli
 from ar_sync.config import Settings, load_settings
 from ar_sync.demo import write_demo_dir
-from ar_sync.errors import AmbiguousError, TransientError
+from ar_sync.errors import AmbiguousError, ArSyncError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus
 from ar_sync.netsuite.sandbox import SandboxGateway
 from ar_sync.netsuite.seed import PLANTED_PROBLEMS
 from ar_sync.pipeline import Cycle
 from ar_sync.runner import LockHeldError, run_cycle, state_lock
 from ar_sync.store import State, Store
+from ar_sync_outbox import OutboxConnector
 
 AS_OF = dt.date(2026, 11, 30)
 
@@ -138,19 +139,33 @@ def plain_order(settings: Settings) -> str:
                 and u.order_number not in PLANTED_PROBLEMS)
 
 
+class ClosesOrderFirst:
+    """The sandbox, where someone closes one order in NetSuite just before we bill it."""
+
+    def __init__(self, inner: SandboxGateway, order: str) -> None:
+        self.inner, self.order, self.name = inner, order, "sandbox"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_invoices(self, drafts: Sequence[Invoice]) -> list[Invoice | ArSyncError]:
+        if any(d.order_number == self.order for d in drafts):
+            self.inner.set_order_field(self.order, "status", "closed")
+        return self.inner.create_invoices(drafts)
+
+
 def test_netsuite_refusal_holds_the_unit_with_netsuites_message(settings: Settings) -> None:
-    gw = SandboxGateway.open(settings.sandbox_path)
     order = plain_order(settings)
-    gw.set_order_field(order, "item[1].taxCode", "XX-BOGUS")
-    gw.close()
-    report = run_cycle(settings, as_of=AS_OF)
+    gw = ClosesOrderFirst(SandboxGateway.open(settings.sandbox_path), order)
+    report = cycle(settings, gw).run()
     units = units_by_state(settings)
     refused = [u for u in units.values() if u["order_number"] == order]
     assert refused and all(u["state"] == State.HELD and u["hold_stage"] == "netsuite"
                            for u in refused)
     story = json.loads(invoke(settings, "show", refused[0]["key"], "--json").output)
     create = [a for a in story["attempts"] if a["operation"] == "create"][-1]
-    assert create["outcome"] == "rejected" and "XX-BOGUS" in create["message"]
+    assert create["outcome"] == "rejected" and "closed" in create["message"]
+    assert create["code"] == "INVALID_INITIALIZE_REF"  # NetSuite's own code
     assert report.delivered == len(units) - len(PLANTED_PROBLEMS) - len(refused)
 
 

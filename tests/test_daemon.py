@@ -210,9 +210,9 @@ def test_a_signal_mid_cycle_finishes_the_invoice_in_hand_and_the_next_run_the_re
     config, account = demo_config(tmp_path, orders=600)
     assert account is not None
     db = state_of(config)
-    if phase == "creating":  # one batch of 600: a long draft-and-check loop, then create
+    if phase == "creating":  # three batches: the signal lands while the first is created
         text = config.read_text(encoding="utf-8")
-        config.write_text(text.replace("[billing]\n", "[billing]\nbatch_size = 1000\n", 1),
+        config.write_text(text.replace("[billing]\n", "[billing]\nbatch_size = 200\n", 1),
                           encoding="utf-8")
     d = Daemon(config, tmp_path / "d")
     daemons.append(d)

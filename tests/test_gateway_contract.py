@@ -3,8 +3,8 @@
 To run it against another gateway, subclass :class:`GatewayContract` (import it with
 ``from test_gateway_contract import GatewayContract``) and override the ``account`` fixture
 to return an :class:`Account`: a gateway on a fresh test account, the day on which that
-account has units due (at least two ORDER units, an INSTALMENT unit, and a line with tax),
-and a way to edit a sales order "in NetSuite".
+account has units due (at least two ORDER units, an INSTALMENT unit, a line with tax and
+lines with units of measure), and a way to edit a sales order "in NetSuite".
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from ar_sync.errors import DuplicateExternalIdError, RejectedError
-from ar_sync.models import BillableUnit, Invoice, InvoiceLine, UnitKind, unit_key
+from ar_sync.models import (
+    BillableUnit,
+    Invoice,
+    InvoiceLine,
+    TaxCode,
+    TaxKind,
+    UnitKind,
+    unit_key,
+)
 from ar_sync.money import round_money
 from ar_sync.netsuite.gateway import Gateway
 from ar_sync.netsuite.sandbox import SandboxGateway
@@ -42,7 +50,8 @@ def make_draft(unit: BillableUnit) -> Invoice:
         order_line=ln.order_line, item=ln.item, description=ln.description,
         quantity=ln.quantity, rate=ln.rate, amount=ln.amount, tax_code=ln.tax_code,
         tax_rate=ln.tax_rate, tax_amount=round_money(ln.amount * ln.tax_rate / 100,
-                                                     unit.currency)) for ln in unit.lines)
+                                                     unit.currency),
+        units=ln.units, quantity_remaining=ln.quantity_remaining) for ln in unit.lines)
     subtotal = sum((ln.amount for ln in lines), Decimal(0))
     tax = sum((ln.tax_amount for ln in lines), Decimal(0))
     return Invoice(
@@ -51,7 +60,9 @@ def make_draft(unit: BillableUnit) -> Invoice:
         due_date=unit.bill_date + dt.timedelta(days=unit.customer.terms.days),
         currency=unit.currency, po_number=unit.po_number, lines=lines, subtotal=subtotal,
         tax_total=tax, total=subtotal + tax, period_start=unit.period_start,
-        period_end=unit.period_end, memo=unit.memo)
+        period_end=unit.period_end, memo=unit.memo,
+        entity_name=unit.entity_name or unit.customer.name, contract_start=unit.contract_start,
+        contract_end=unit.contract_end, renews_term_ending=unit.renews_term_ending)
 
 
 def all_units(gateway: Gateway, as_of: dt.date, batch_size: int = 1000) -> list[BillableUnit]:
@@ -196,6 +207,50 @@ class GatewayContract:
         assert isinstance(results[1], RejectedError)
         assert not isinstance(results[1], DuplicateExternalIdError)
         assert gateway.find_invoices([one.key, bogus.key, two.key]).keys() == {one.key, two.key}
+
+    def test_what_the_checks_read_survives_create_and_read_back(
+            self, gateway: Gateway, units: list[BillableUnit]) -> None:
+        """Units of measure, what remains to bill, the name and the contract term: the
+        checks run again on NetSuite's invoice and must see what they saw on the draft."""
+        renewals = [u for u in units if u.kind is UnitKind.RENEWAL][:1]
+        picked = [*first(units, UnitKind.ORDER), *first(units, UnitKind.INSTALMENT), *renewals]
+        drafts = [make_draft(u) for u in picked]
+        created = gateway.create_invoices(drafts)
+        assert all(isinstance(c, Invoice) for c in created)
+        ids = [c.netsuite_id or "" for c in created if isinstance(c, Invoice)]
+        read = gateway.read_invoices(ids)
+        found = gateway.find_invoices([d.key for d in drafts])
+        for draft, netsuite_id in zip(drafts, ids, strict=True):
+            for back in (read[netsuite_id], found[draft.key]):
+                assert [(ln.order_line, ln.units, ln.quantity_remaining) for ln in back.lines] == [
+                    (ln.order_line, ln.units, ln.quantity_remaining) for ln in draft.lines]
+                assert (back.entity_name, back.contract_start, back.contract_end,
+                        back.renews_term_ending) == (draft.entity_name, draft.contract_start,
+                                                     draft.contract_end, draft.renews_term_ending)
+                assert (back.discount_total, back.shipping, back.is_credit) == (0, 0, False)
+
+    def test_units_carry_the_name_the_term_and_units_of_measure(
+            self, units: list[BillableUnit]) -> None:
+        assert all(u.entity_name for u in units)
+        assert any(ln.units for u in units for ln in u.lines)
+        scheduled = [u for u in units if u.kind is UnitKind.INSTALMENT]
+        assert all(u.contract_start and u.contract_end for u in scheduled)
+        assert all(ln.quantity_remaining is not None and ln.quantity_remaining >= 0
+                   for u in units if u.kind is UnitKind.ORDER for ln in u.lines)
+        assert all(u.renews_term_ending for u in units if u.kind is UnitKind.RENEWAL)
+
+    def test_tax_codes_are_the_accounts_with_rates_and_kinds(
+            self, gateway: Gateway, units: list[BillableUnit]) -> None:
+        codes = gateway.tax_codes()
+        assert codes and all(isinstance(t, TaxCode) and t.code == code and t.rate >= 0
+                             and isinstance(t.kind, TaxKind) for code, t in codes.items())
+        assert any(t.kind is TaxKind.STANDARD and t.rate > 0 for t in codes.values())
+        used = {ln.tax_code for u in units for ln in u.lines if ln.tax_code}
+        assert used <= codes.keys()
+        unit = next(u for u in units if any(ln.tax_rate for ln in u.lines))
+        [created] = gateway.create_invoices([make_draft(unit)])
+        assert isinstance(created, Invoice)
+        assert all(ln.tax_rate == codes[ln.tax_code].rate for ln in created.lines if ln.tax_code)
 
     # -- looking up ----------------------------------------------------------------------
 

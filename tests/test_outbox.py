@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from ar_sync_outbox import OutboxConnector
 
 from ar_sync.connector import ConnectorLoadError, load_factory
 from ar_sync.testing import ConnectorConformance, sample_invoice
+from ar_sync_outbox import OutboxConnector
 
 
 class TestOutboxConformance(ConnectorConformance):
@@ -24,9 +24,9 @@ def test_outbox_writes_json_and_a_readable_text(tmp_path: Path) -> None:
     outcome = conn.submit(inv, conn.render(inv))
     assert outcome.reference == "outbox:coupa/so_100_2026-11-01.json"
     data = json.loads((tmp_path / "so_100_2026-11-01.json").read_text())
-    assert data["total"] == "1472.65" and data["po_number"] == "PO-445566"
+    assert data["total"] == "1490.78" and data["po_number"] == "PO-445566"
     text = (tmp_path / "so_100_2026-11-01.txt").read_text()
-    assert "INVOICE INV-9001" in text and "PO-445566" in text and "1,472.65" in text
+    assert "INVOICE INV-9001" in text and "PO-445566" in text and "1,490.78" in text
     assert max(len(line) for line in text.splitlines()) <= 100
 
 

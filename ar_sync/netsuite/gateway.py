@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from ar_sync.errors import ArSyncError
-from ar_sync.models import BillableUnit, Invoice, UnreadableRecord
+from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord
 
 if TYPE_CHECKING:
     from ar_sync.config import Settings
@@ -91,6 +91,10 @@ class Gateway(Protocol):
         """Invoices of these customers dated on or after ``since`` (for the duplicate check)."""
         ...
 
+    def tax_codes(self) -> dict[str, TaxCode]:
+        """The account's tax codes with their rates and kinds (read once per cycle)."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
@@ -103,4 +107,8 @@ def open_gateway(settings: Settings) -> Gateway:
         from ar_sync.netsuite.sandbox import SandboxGateway
 
         return SandboxGateway.open(settings.sandbox_path)
+    if api == "rest":
+        from ar_sync.netsuite.rest import RestGateway
+
+        return RestGateway.from_settings(settings)
     raise ArSyncError(f"NetSuite api {api!r} is not available in this build")

@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -47,12 +46,13 @@ from ar_sync.models import (
     BillableUnit,
     Invoice,
     InvoiceLine,
+    TaxCode,
     UnreadableRecord,
     unreadable_key,
 )
-from ar_sync.money import to_decimal
 from ar_sync.netsuite import sandbox_records as records
 from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
+from ar_sync.netsuite.sandbox_edit import CUSTOMER_OPTIONAL, ORDER_OPTIONAL, set_field
 from ar_sync.netsuite.sandbox_records import Doc
 
 _IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
@@ -86,6 +86,10 @@ def _check_format(path: Path) -> None:
             row = probe.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
     except FatalError:
         row = None
+    if row and row[0].startswith("ar-sync-sandbox/") and row[0] != records.FORMAT:
+        raise FatalError(f"{path} is a sandbox account made by another version of ar-sync "
+                         f"({row[0]}, this one reads {records.FORMAT}); move it aside and a "
+                         "new demo account is seeded in its place")
     if not row or row[0] != records.FORMAT:
         raise FatalError(f"{path} is not a sandbox account file ({records.FORMAT})")
 
@@ -160,12 +164,14 @@ class SandboxGateway:
         """Units of these order rows; an order whose data cannot be read becomes an
         ``UnreadableRecord`` naming the field, so one bad record never stops the listing."""
         customers = self._customer_docs({row[1] for row in rows})
+        orders = [json.loads(doc) for _, _, doc in rows]
+        ends = self._renewed_term_ends(orders)
         out: list[BillableUnit | UnreadableRecord] = []
-        for _, cid, doc in rows:
-            order = json.loads(doc)
+        for (_, cid, _), order in zip(rows, orders, strict=True):
             try:
                 customer = records.customer_model(customers[cid])
-                out.extend(records.order_units(order, customer, as_of))
+                renews = records.parse_date(ends.get(records.renewed_order_id(order) or ""))
+                out.extend(records.order_units(order, customer, as_of, renews))
             except (KeyError, ValueError, TypeError) as exc:
                 out.append(UnreadableRecord(
                     key=unreadable_key(str(order.get("internalId"))),
@@ -210,11 +216,13 @@ class SandboxGateway:
         lines = self._lines_with_account_tax(draft)
         invoice_id, number = self._next("next_transaction_id"), self._next("next_invoice_number")
         records.mark_billed(order, bill_date, invoice_id)
+        renewed = self._renewed_term_ends([order]).get(records.renewed_order_id(order) or "")
         doc = records.invoice_document(
             internal_id=invoice_id, number=number, external_id=draft.key, order=order,
             customer=customer, tran_date=draft.tran_date, lines=lines,
             po_number=draft.po_number, memo=draft.memo,
-            period=(draft.period_start, draft.period_end))
+            period=(draft.period_start, draft.period_end),
+            renews_term_ending=records.parse_date(renewed))
         db.execute(records.INSERT_INVOICE, records.invoice_row(doc))
         self._save_order(order)
         return records.invoice_model(doc, customer)
@@ -252,6 +260,14 @@ class SandboxGateway:
             rate = Decimal(rates[line.tax_code]) if line.tax_code else Decimal(0)
             lines.append(dataclasses.replace(line, tax_rate=rate))
         return lines
+
+    def tax_codes(self) -> dict[str, TaxCode]:
+        """The account's tax codes, their rates and kinds (one round trip)."""
+        with self._lock, _classified("reading tax codes"):
+            self._log("tax_codes", 1)
+            rows = self._db.execute(
+                "SELECT code, rate, kind, description FROM tax_codes ORDER BY code").fetchall()
+        return {row[0]: records.tax_code_model(row) for row in rows}
 
     def find_invoices(self, external_ids: Sequence[str]) -> dict[str, Invoice]:
         with self._lock, _classified("finding invoices"):
@@ -296,6 +312,15 @@ class SandboxGateway:
             rows += self._db.execute(f"{sql} ({marks})", (*params, *chunk)).fetchall()
         return rows
 
+    def _renewed_term_ends(self, orders: Sequence[Doc]) -> dict[str, str | None]:
+        """The ``endDate`` (as stored) of each order these renew, by internal id: a join in
+        SuiteQL. Parsed by the caller, per order, so a bad date makes one order unreadable."""
+        ids = {int(i) for i in map(records.renewed_order_id, orders) if i}
+        if not ids:
+            return {}
+        rows = self._select_in("SELECT id, doc FROM sales_orders WHERE id IN", ids)
+        return {str(oid): json.loads(doc).get("endDate") for oid, doc in rows}
+
     def _customer_docs(self, ids: Collection[int]) -> dict[int, Doc]:
         rows = self._select_in("SELECT id, doc FROM customers WHERE id IN", ids)
         return {cid: json.loads(doc) for cid, doc in rows}
@@ -333,7 +358,7 @@ class SandboxGateway:
         """Change one field, e.g. ``otherRefNum``, ``memo`` or ``item[2].amount``."""
         with self._lock, records.transaction(self._db):
             order = self._record("sales_orders", "tran_id", "sales order", ref)
-            set_field(order, field, value, f"sales order {order['tranId']}", _ORDER_OPTIONAL)
+            set_field(order, field, value, f"sales order {order['tranId']}", ORDER_OPTIONAL)
             self._save_order(order)
         return order
 
@@ -347,7 +372,7 @@ class SandboxGateway:
         with self._lock, records.transaction(self._db):
             customer = self._record("customers", "entity_id", "customer", ref)
             set_field(customer, field, value, f"customer {customer['entityId']}",
-                      _CUSTOMER_OPTIONAL)
+                      CUSTOMER_OPTIONAL)
             self._db.execute("UPDATE customers SET doc = ? WHERE id = ?",
                              (records.dump(customer), int(customer["internalId"])))
         return customer
@@ -361,16 +386,6 @@ class SandboxGateway:
         return dict(json.loads(row[0]))
 
 
-_ORDER_OPTIONAL = frozenset({"otherRefNum", "memo", "startDate", "endDate"})
-_CUSTOMER_OPTIONAL = frozenset({"email", "resaleNumber", "vatRegNumber", "custentity_ar_channel"})
-_READ_ONLY = frozenset({"internalId", "tranId", "entityId", "line", "orderLine", "invoice"})
-_DECIMALS = frozenset({"quantity", "rate", "amount", "taxRate"})
-_BOOLEANS = {"true": True, "t": True, "yes": True, "1": True,
-             "false": False, "f": False, "no": False, "0": False}
-_DATES = frozenset({"tranDate", "startDate", "endDate", "date", "periodStart", "periodEnd"})
-_SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
-
-
 def _field_of(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else "?"
@@ -382,70 +397,3 @@ def _problem(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
     return str(exc)
-
-
-def set_field(doc: Doc, path: str, value: object, record: str,
-              optional: frozenset[str] = frozenset()) -> None:
-    """Set ``path`` (``memo``, ``defaultAddress.zip``, ``item[2].amount``) in ``doc``.
-
-    List positions count from 1, like NetSuite's line numbers. Only fields the record
-    already has (or a few optional ones) can be set, so a typo is an error, not a new field.
-    """
-    steps = [_SEGMENT.fullmatch(part) for part in path.split(".")]
-    parsed = [(m[1], m[2]) for m in steps if m is not None]
-    if len(parsed) != len(steps):
-        raise ValueError(f"{record}: {path!r} is not a field path "
-                         "(e.g. memo, defaultAddress.zip, item[2].amount)")
-    node: Any = doc
-    for step_name, step_index in parsed[:-1]:
-        node = _step(node, step_name, step_index, record, path)
-    name, index = parsed[-1]
-    if not isinstance(node, dict) or (name not in node and path not in optional):
-        raise ValueError(f"{record} has no field {path!r}")
-    if name in _READ_ONLY:
-        raise ValueError(f"{record}: {path!r} is read-only")
-    if index is not None or isinstance(node.get(name), dict | list):
-        raise ValueError(f"{record}: {path!r} is a group of fields; name one of them "
-                         "(e.g. item[2].amount, defaultAddress.zip)")
-    node[name] = _coerce(name, value, f"{record}: {path}")
-
-
-def _step(node: Any, name: str, index: str | None, record: str, path: str) -> Any:
-    if not isinstance(node, dict) or name not in node:
-        raise ValueError(f"{record} has no field {path!r}")
-    child = node[name]
-    if index is None:
-        return child
-    if not isinstance(child, list) or not 1 <= int(index) <= len(child):
-        size = len(child) if isinstance(child, list) else 0
-        raise ValueError(f"{record}: {name}[{index}] does not exist in {path!r} ({name} has "
-                         f"{size} entries, numbered from 1)")
-    return child[int(index) - 1]
-
-
-def _coerce(name: str, value: object, where: str) -> object:
-    """The value as the document stores it: decimals and dates as strings, flags as bools."""
-    if name in _DECIMALS:
-        return str(to_decimal(value, what=where))
-    text = "" if value is None else str(value).strip()
-    if name in ("isInactive", "taxable"):
-        if isinstance(value, bool):
-            return value
-        if text.lower() not in _BOOLEANS:
-            raise ValueError(f"{where}: {text!r} is not true or false")
-        return _BOOLEANS[text.lower()]
-    if name in _DATES:
-        if not text and name in ("startDate", "endDate"):
-            return None
-        try:
-            return dt.date.fromisoformat(text).isoformat()
-        except ValueError:
-            raise ValueError(f"{where}: {text!r} is not a date (YYYY-MM-DD)") from None
-    if name == "daysUntilNetDue":
-        if not text.isdigit():
-            raise ValueError(f"{where}: {text!r} is not a number of days")
-        return int(text)
-    if name == "status" and text not in records.ORDER_STATUSES:
-        raise ValueError(f"{where}: {text!r} is not a sales order status "
-                         f"({', '.join(sorted(records.ORDER_STATUSES))})")
-    return text

@@ -7,6 +7,11 @@ nextBill), always derived from the document by the ``*_row`` functions so they c
 disagree. The functions that turn documents into domain models, and that compute an
 invoice the way NetSuite does, live here so that the gateway (:mod:`.sandbox`) and the
 account builders (:mod:`.seed`) share one definition of the data.
+
+Fields beyond NetSuite's standard ones are the account's custom fields, named as NetSuite
+names them: ``custentity_*`` on customers (delivery channel, exemption certificate expiry,
+Peppol endpoint id), ``custbody_*`` on transactions (the order a renewal renews; on an
+invoice, the contract term copied from its order).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,8 @@ from ar_sync.models import (
     Customer,
     Invoice,
     InvoiceLine,
+    TaxCode,
+    TaxKind,
     Terms,
     UnitKind,
     UnitLine,
@@ -39,7 +46,7 @@ from ar_sync.netsuite.gateway import InvoiceSummary
 
 Doc = dict[str, Any]
 
-FORMAT = "ar-sync-sandbox/1"
+FORMAT = "ar-sync-sandbox/2"  # 2: tax code kinds, units of measure, contract terms
 BILLABLE_STATUSES = ("pendingBilling", "pendingBillingPartFulfilled")
 ORDER_STATUSES = frozenset({"pendingApproval", "pendingFulfillment", "partiallyFulfilled",
                             *BILLABLE_STATUSES, "fullyBilled", "closed", "cancelled"})
@@ -47,7 +54,8 @@ ORDER_STATUSES = frozenset({"pendingApproval", "pendingFulfillment", "partiallyF
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tax_codes (
-    code TEXT PRIMARY KEY, rate TEXT NOT NULL, description TEXT NOT NULL DEFAULT '');
+    code TEXT PRIMARY KEY, rate TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'standard',
+    description TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS customers (
     id INTEGER PRIMARY KEY, entity_id TEXT NOT NULL UNIQUE COLLATE NOCASE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sales_orders (
@@ -87,14 +95,15 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def initialise(db: sqlite3.Connection, tax_codes: dict[str, tuple[Decimal, str]],
+def initialise(db: sqlite3.Connection, tax_codes: Mapping[str, TaxCode],
                meta: dict[str, str]) -> None:
     """Create the tables, the account's tax codes and settings, in the caller's transaction."""
     for statement in SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
-    db.executemany("INSERT INTO tax_codes VALUES (?, ?, ?)",
-                   [(code, str(rate), text) for code, (rate, text) in tax_codes.items()])
+    db.executemany("INSERT INTO tax_codes (code, rate, kind, description) VALUES (?, ?, ?, ?)",
+                   [(code, str(t.rate), t.kind.value, t.description)
+                    for code, t in tax_codes.items()])
     db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", {"format": FORMAT, **meta}.items())
 
 
@@ -143,6 +152,13 @@ def next_bill(order: Doc) -> str | None:
     return min(dates) if dates else None
 
 
+def renewed_order_id(order: Doc) -> str | None:
+    """The internal id of the order ``order`` renews (``custbody_renewal_of``), if any."""
+    ref = order.get("custbody_renewal_of")
+    value = str(ref.get("internalId", "")) if isinstance(ref, dict) else ""
+    return value if value.isdigit() else None
+
+
 def parse_unit_key(key: str) -> tuple[str, dt.date] | None:
     """``so:<order id>:<date>`` back to its parts; None for anything else."""
     parts = key.split(":")
@@ -156,12 +172,18 @@ def parse_unit_key(key: str) -> tuple[str, dt.date] | None:
 
 # -- documents to models -------------------------------------------------------------------
 
-def _date(value: str | None) -> dt.date | None:
+def parse_date(value: str | None) -> dt.date | None:
+    """A record's ISO date, or None when the field is empty."""
     return dt.date.fromisoformat(value) if value else None
+
 
 
 def _iso(value: dt.date | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 def address_model(doc: Doc) -> Address:
@@ -170,7 +192,7 @@ def address_model(doc: Doc) -> Address:
 
 
 def customer_model(doc: Doc) -> Customer:
-    """The customer record as the cycle sees it; the channel is ``custentity_ar_channel``."""
+    """The customer record as the cycle sees it, custom fields included."""
     terms = doc.get("terms") or {}
     return Customer(
         id=str(doc["internalId"]), entity_id=doc["entityId"], name=doc.get("companyName", ""),
@@ -178,34 +200,57 @@ def customer_model(doc: Doc) -> Customer:
         terms=Terms(terms.get("name", ""), int(terms.get("daysUntilNetDue", 0))),
         currency=doc["currency"], email=doc.get("email", ""),
         is_inactive=bool(doc.get("isInactive")), tax_exempt=not doc.get("taxable", True),
-        exemption_certificate=doc.get("resaleNumber", ""), vat_id=doc.get("vatRegNumber", ""),
-        channel=doc.get("custentity_ar_channel", ""))
+        exemption_certificate=doc.get("resaleNumber", ""),
+        exemption_expires=parse_date(doc.get("custentity_exempt_cert_expires")),
+        vat_id=doc.get("vatRegNumber", ""), channel=doc.get("custentity_ar_channel", ""),
+        peppol_id=doc.get("custentity_peppol_endpoint") or "")
 
 
-def unit_line(doc: Doc) -> UnitLine:
-    """An order or instalment line as the cycle bills it (values exactly as entered)."""
+def tax_code_model(row: Sequence[str]) -> TaxCode:
+    """A row of the account's tax codes (code, rate, kind, description) as the model."""
+    code, rate, kind, description = row
+    return TaxCode(code, to_decimal(rate, what=f"tax code {code} rate"), TaxKind(kind),
+                   description)
 
-    def num(name: str) -> Decimal:
-        return to_decimal(doc[name], what=f"line {doc.get('line')} {name}")
 
+def unit_line(doc: Doc, *, whole_order: bool = False) -> UnitLine:
+    """An order or instalment line as the cycle bills it (values exactly as entered).
+
+    Billing a whole order, what is left to bill is ``quantity - quantityBilled`` (someone
+    may have invoiced part of the line by hand); an instalment's share has no such count.
+    """
+
+    def num(name: str, default: str | None = None) -> Decimal:
+        value = doc.get(name, default) if default is not None else doc[name]
+        return to_decimal(value, what=f"line {doc.get('line')} {name}")
+
+    quantity = num("quantity")
     return UnitLine(order_line=int(doc["line"]), item=doc["item"],
-                    description=doc.get("description", ""), quantity=num("quantity"),
+                    description=doc.get("description", ""), quantity=quantity,
                     rate=num("rate"), amount=num("amount"), tax_code=doc.get("taxCode", ""),
-                    tax_rate=to_decimal(doc.get("taxRate", "0"), what="taxRate"))
+                    tax_rate=num("taxRate", "0"), units=doc.get("units") or "",
+                    quantity_remaining=quantity - num("quantityBilled", "0")
+                    if whole_order else None)
 
 
-def order_units(order: Doc, customer: Customer, as_of: dt.date) -> list[BillableUnit]:
-    """Every unit of ``order`` due on or before ``as_of`` and not billed yet, by date."""
+def order_units(order: Doc, customer: Customer, as_of: dt.date,
+                renews_term_ending: dt.date | None = None) -> list[BillableUnit]:
+    """Every unit of ``order`` due on or before ``as_of`` and not billed yet, by date.
+
+    ``renews_term_ending``: for a renewal, the ``endDate`` of the order it renews.
+    """
     if order["status"] not in BILLABLE_STATUSES:
         return []
     renewal = bool(order.get("custbody_renewal_of"))
     schedule = order.get("billingSchedule")
+    renews = renews_term_ending if renewal else None
     if not schedule:
         bill_date = dt.date.fromisoformat(order["tranDate"])
         kind = UnitKind.RENEWAL if renewal else UnitKind.ORDER
         return [] if bill_date > as_of else [_unit(
             order, customer, kind, bill_date, order["item"],
-            (_date(order.get("startDate")), _date(order.get("endDate"))))]
+            (parse_date(order.get("startDate")), parse_date(order.get("endDate"))), renews,
+            whole=True)]
     milestone = schedule.get("scheduleType") == "fixedBidMilestone"
     units = []
     for index, inst in enumerate(schedule["instalments"]):
@@ -215,27 +260,36 @@ def order_units(order: Doc, customer: Customer, as_of: dt.date) -> list[Billable
         kind = (UnitKind.RENEWAL if renewal and index == 0 else
                 UnitKind.MILESTONE if milestone else UnitKind.INSTALMENT)
         units.append(_unit(order, customer, kind, bill_date, inst["item"],
-                           (_date(inst.get("periodStart")), _date(inst.get("periodEnd")))))
+                           (parse_date(inst.get("periodStart")), parse_date(inst.get("periodEnd"))),
+                           renews))
     return sorted(units, key=lambda u: u.bill_date)
 
 
 def _unit(order: Doc, customer: Customer, kind: UnitKind, bill_date: dt.date,
-          lines: list[Doc], period: tuple[dt.date | None, dt.date | None]) -> BillableUnit:
+          lines: list[Doc], period: tuple[dt.date | None, dt.date | None],
+          renews: dt.date | None, *, whole: bool = False) -> BillableUnit:
+    """One unit; its contract term is the order's ``startDate``..``endDate``."""
     return BillableUnit(
         key=unit_key(order["internalId"], bill_date), kind=kind, order_id=order["internalId"],
         order_number=order["tranId"], customer=customer, bill_date=bill_date,
         currency=order["currency"], po_number=order.get("otherRefNum") or "",
-        lines=tuple(unit_line(line) for line in lines), period_start=period[0],
-        period_end=period[1], memo=order.get("memo") or "")
+        lines=tuple(unit_line(line, whole_order=whole) for line in lines),
+        period_start=period[0], period_end=period[1], memo=order.get("memo") or "",
+        entity_name=order["entity"].get("name") or "",
+        contract_start=parse_date(order.get("startDate")),
+        contract_end=parse_date(order.get("endDate")), renews_term_ending=renews)
 
 
 def invoice_document(*, internal_id: int, number: int, external_id: str, order: Doc,
                      customer: Doc, tran_date: dt.date, lines: Sequence[UnitLine | InvoiceLine],
                      po_number: str, memo: str, period: tuple[dt.date | None, dt.date | None],
-                     status: str = "open") -> Doc:
+                     renews_term_ending: dt.date | None = None, status: str = "open") -> Doc:
     """An invoice as NetSuite saves it: its number, line tax, totals and due date computed.
 
     ``lines`` carry the tax rate NetSuite applies (the account's rate for the tax code).
+    The name and the contract term come from the order (``entity``, its ``startDate`` and
+    ``endDate`` into ``custbody_contract_*``), as the account's transform sources them;
+    ``renews_term_ending`` is the renewed order's ``endDate``. No discounts or shipping.
     """
     currency = order["currency"]
     items = [_invoice_line(n, line, currency) for n, line in enumerate(lines, 1)]
@@ -249,16 +303,23 @@ def invoice_document(*, internal_id: int, number: int, external_id: str, order: 
         "status": status, "tranDate": tran_date.isoformat(), "dueDate": due.isoformat(),
         "terms": dict(customer["terms"]), "currency": currency, "otherRefNum": po_number,
         "memo": memo, "startDate": _iso(period[0]), "endDate": _iso(period[1]),
+        "custbody_contract_start": order.get("startDate"),
+        "custbody_contract_end": order.get("endDate"),
+        "custbody_renews_term_ending": _iso(renews_term_ending),
         "billingAddress": dict(customer["defaultAddress"]), "email": customer.get("email", ""),
-        "item": items, "subTotal": str(subtotal), "taxTotal": str(tax_total),
-        "total": str(subtotal + tax_total),
+        "item": items, "subTotal": str(subtotal), "discountTotal": "0", "shippingCost": "0",
+        "taxTotal": str(tax_total), "total": str(subtotal + tax_total),
     }
 
 
 def _invoice_line(n: int, line: UnitLine | InvoiceLine, currency: str) -> Doc:
+    """An invoice line; ``quantityRemaining`` is what was left to bill on the order line
+    before this invoice (None for an instalment), so a check on it reads the same after."""
     tax = round_money(line.amount * line.tax_rate / 100, currency)
+    remaining = line.quantity_remaining
     return {"line": n, "orderLine": line.order_line, "item": line.item,
             "description": line.description, "quantity": str(line.quantity),
+            "units": line.units, "quantityRemaining": None if remaining is None else str(remaining),
             "rate": str(line.rate), "amount": str(line.amount), "taxCode": line.tax_code,
             "taxRate1": str(line.tax_rate), "tax1Amt": str(tax)}
 
@@ -270,7 +331,8 @@ def invoice_model(doc: Doc, customer: Doc) -> Invoice:
     lines = tuple(InvoiceLine(
         order_line=int(i["orderLine"]), item=i["item"], description=i["description"],
         quantity=Decimal(i["quantity"]), rate=Decimal(i["rate"]), amount=Decimal(i["amount"]),
-        tax_code=i["taxCode"], tax_rate=Decimal(i["taxRate1"]), tax_amount=Decimal(i["tax1Amt"]))
+        tax_code=i["taxCode"], tax_rate=Decimal(i["taxRate1"]), tax_amount=Decimal(i["tax1Amt"]),
+        units=i.get("units") or "", quantity_remaining=_decimal(i.get("quantityRemaining")))
         for i in doc["item"])
     return Invoice(
         key=doc.get("externalId") or "", order_id=created.get("internalId", ""),
@@ -280,8 +342,14 @@ def invoice_model(doc: Doc, customer: Doc) -> Invoice:
         due_date=dt.date.fromisoformat(doc["dueDate"]), currency=doc["currency"],
         po_number=doc.get("otherRefNum") or "", lines=lines, subtotal=Decimal(doc["subTotal"]),
         tax_total=Decimal(doc["taxTotal"]), total=Decimal(doc["total"]),
-        period_start=_date(doc.get("startDate")), period_end=_date(doc.get("endDate")),
-        memo=doc.get("memo") or "", netsuite_id=doc["internalId"], tran_id=doc["tranId"])
+        period_start=parse_date(doc.get("startDate")), period_end=parse_date(doc.get("endDate")),
+        memo=doc.get("memo") or "", netsuite_id=doc["internalId"], tran_id=doc["tranId"],
+        entity_name=doc["entity"].get("name") or "",
+        contract_start=parse_date(doc.get("custbody_contract_start")),
+        contract_end=parse_date(doc.get("custbody_contract_end")),
+        renews_term_ending=parse_date(doc.get("custbody_renews_term_ending")),
+        discount_total=Decimal(doc.get("discountTotal") or "0"),
+        shipping=Decimal(doc.get("shippingCost") or "0"), is_credit=False)
 
 
 def invoice_summary(doc: Doc) -> InvoiceSummary:
@@ -291,8 +359,8 @@ def invoice_summary(doc: Doc) -> InvoiceSummary:
         external_id=doc.get("externalId") or "", customer_id=doc["entity"]["internalId"],
         order_id=(doc.get("createdFrom") or {}).get("internalId", ""),
         po_number=doc.get("otherRefNum") or "", currency=doc["currency"],
-        total=Decimal(doc["total"]), period_start=_date(doc.get("startDate")),
-        period_end=_date(doc.get("endDate")))
+        total=Decimal(doc["total"]), period_start=parse_date(doc.get("startDate")),
+        period_end=parse_date(doc.get("endDate")))
 
 
 # -- what NetSuite refuses -----------------------------------------------------------------
@@ -316,6 +384,8 @@ def mark_billed(order: Doc, bill_date: dt.date, invoice_id: int) -> None:
     schedule = order.get("billingSchedule")
     if not schedule:
         order["status"] = "fullyBilled"
+        for line in order["item"]:
+            line["quantityBilled"] = line["quantity"]
         return
     instalments = schedule["instalments"]
     found = [i for i in instalments if i["date"] == bill_date.isoformat()]
