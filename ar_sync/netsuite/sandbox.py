@@ -289,10 +289,11 @@ class SandboxGateway:
         ids = {int(c) for c in customer_ids if str(c).isdigit()}
         with self._lock, _classified("listing invoices of customers"):
             self._log("invoices_for_customers", len(customer_ids))
-            rows = self._select_in("SELECT doc FROM invoices WHERE tran_date >= ? AND customer IN",
-                                   ids, since.isoformat())
-        docs = sorted((json.loads(r[0]) for r in rows), key=lambda d: int(d["internalId"]))
-        return [records.invoice_summary(doc) for doc in docs]
+            rows = self._select_in("SELECT id, doc FROM invoices WHERE tran_date >= ? AND "
+                                   "customer IN", ids, since.isoformat())
+        rows.sort(key=lambda r: r[0])
+        # summarise row by row: a customer's whole history is never parsed at once
+        return [records.invoice_summary(json.loads(doc)) for _, doc in rows]
 
     def _invoice_models(self, rows: list[Any]) -> list[Invoice]:
         docs = [json.loads(r[0]) for r in rows]
