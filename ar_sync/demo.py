@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -124,10 +126,21 @@ class _Progress:
             click.echo("")
 
 
+def program() -> str:
+    """How the person ran ar-sync, so the suggested commands work as printed."""
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if invoked is not None and invoked.name == "ar-sync":
+        found = shutil.which("ar-sync")
+        if found and Path(found).resolve() == invoked.resolve():
+            return "ar-sync"
+        return os.path.relpath(invoked) if not invoked.is_absolute() else str(invoked)
+    return "ar-sync" if shutil.which("ar-sync") else f"{sys.executable} -m ar_sync"
+
+
 def summary(report: CycleReport, config: Path,
             example: tuple[str, str, str] | None = None) -> str:
     """The demo's closing words: what happened, and the exact commands to try next."""
-    c = f"ar-sync --config {config}"
+    c = f"{program()} --config {config}"
     key, order, po = example or ("KEY", "SO-NNNNN", "PO-123456")
     lines = [
         "",
