@@ -26,6 +26,11 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
 
 
+def plain(value: Decimal) -> str:
+    """A quantity or rate as people write it: no trailing zeros, never an exponent (10, 42.5)."""
+    return format(value.normalize(), "f")
+
+
 def to_decimal(value: object, *, what: str) -> Decimal:
     """Parse a decimal from a string or int; floats are refused (they are not exact)."""
     if isinstance(value, float | bool):

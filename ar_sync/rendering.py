@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ar_sync.models import Invoice
-from ar_sync.money import MINOR_UNITS
+from ar_sync.money import MINOR_UNITS, plain
 
 
 def _fmt(amount: Decimal, currency: str) -> str:
@@ -34,8 +34,8 @@ def render_text(invoice: Invoice) -> str:
     rows = [f"{'#':>3}  {'Item':<44} {'Qty':>8} {'Rate':>13} {'Tax %':>6} {'Amount':>16}"]
     for line in invoice.lines:
         rows.append(
-            f"{line.order_line:>3}  {line.description[:44]:<44} {line.quantity.normalize():>8} "
-            f"{_fmt(line.rate, cur):>13} {line.tax_rate.normalize():>6} "
+            f"{line.order_line:>3}  {line.description[:44]:<44} {plain(line.quantity):>8} "
+            f"{_fmt(line.rate, cur):>13} {plain(line.tax_rate):>6} "
             f"{_fmt(line.amount, cur):>16}"
         )
     totals = [

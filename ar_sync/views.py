@@ -53,7 +53,7 @@ def format_status(data: dict[str, Any]) -> str:
 
 
 def failures_data(store: Store) -> list[dict[str, Any]]:
-    """Held and retrying units with the reason a person acts on, oldest first."""
+    """Held and retrying units with the reasons a person acts on, oldest first."""
     rows = store.rows(
         "SELECT key, order_number, customer_entity, customer_name, channel, currency, total, "
         "state, hold_stage, hold_reason, retry_stage, retries, next_attempt_at, updated_at "
@@ -61,22 +61,26 @@ def failures_data(store: Store) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         findings = store.latest_findings(r["key"])
-        out.append(dict(r) | {"reasons": [f["message"] for f in findings if
-                                          f["severity"] == "error"]})
+        out.append(dict(r) | {"reasons": [
+            {"rule": f["rule"], "field": f["field"], "message": f["message"]}
+            for f in findings if f["severity"] == "error" and not f["approval"]]})
     return out
 
 
 def format_failures(items: list[dict[str, Any]]) -> str:
     if not items:
         return "Nothing held or waiting for a retry."
-    lines = [f"{'key':<22} {'order':<9} {'customer':<24} {'total':>16}  {'state':<6} why"]
+    lines = [f"{'key':<20} {'order':<9} {'customer':<30} {'total':>17}  {'state':<5} at"]
     for it in items:
-        rules = it["hold_reason"] if it["state"] == State.HELD else f"retry {it['retry_stage']}"
-        lines.append(f"{it['key']:<22} {it['order_number']:<9} {it['customer_name'][:24]:<24} "
-                     f"{it['total'] + ' ' + it['currency']:>16}  {it['state']:<6} {rules}"[:WIDTH])
+        where = it["hold_stage"] if it["state"] == State.HELD else it["retry_stage"]
+        lines.append(f"{it['key']:<20} {it['order_number']:<9} {it['customer_name'][:30]:<30} "
+                     f"{it['total'] + ' ' + it['currency']:>17}  {it['state']:<5} {where}")
         for reason in it["reasons"][:3]:
-            lines.extend(textwrap.wrap(reason, WIDTH, initial_indent="    - ",
-                                       subsequent_indent="      "))
+            lines.extend(textwrap.wrap(f"{reason['rule']}: {reason['message']}", WIDTH,
+                                       initial_indent="    - ", subsequent_indent="      "))
+        if it["state"] == State.RETRY:
+            lines.append(f"    - retry {it['retries']} of {it['retry_stage']} due "
+                         f"{_when(it['next_attempt_at'] or '')} UTC")
     lines.append("")
     lines.append(f"{len(items)} invoice(s) need attention. `ar-sync show KEY` tells the whole "
                  "story;\nfix the data in NetSuite, then `ar-sync rerun KEY`.")

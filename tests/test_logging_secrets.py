@@ -211,7 +211,7 @@ def test_no_command_prints_a_secret_and_masks_show_where_it_was(
         assert leaks(result.stderr) == [], f"`{name}` logs a secret"
 
     failures = {f["key"]: f for f in json.loads(outputs["failures --json"].stdout)}
-    reasons = " ".join(failures[leaky_run["email_key"]]["reasons"])
+    reasons = " ".join(r["message"] for r in failures[leaky_run["email_key"]]["reasons"])
     assert "access_token=***" in reasons and "Bearer ***" in reasons
     shown = json.loads(outputs["show coupa --json"].stdout)
     assert any("access_token=***" in (a["message"] or "") for a in shown["attempts"])

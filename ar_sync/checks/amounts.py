@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ar_sync.checks import CheckContext, finding, rule
 from ar_sync.models import Finding, Invoice
-from ar_sync.money import round_money
+from ar_sync.money import plain, round_money
 
 
 @rule("lines.amount_matches", "Each line's amount is quantity × rate to the cent")
@@ -19,7 +19,7 @@ def amount_matches(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
                 "lines.amount_matches", f"item[{line.order_line}].amount",
                 f"{line.amount} {inv.currency}", f"{expected} {inv.currency}",
                 f"Line {line.order_line} ({line.item}) amount is {line.amount} but quantity "
-                f"{line.quantity.normalize()} × rate {line.rate} = {expected} {inv.currency}; "
+                f"{plain(line.quantity)} × rate {line.rate} = {expected} {inv.currency}; "
                 f"correct the line on sales order {inv.order_number}.")
 
 
@@ -30,7 +30,7 @@ def positive(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
     for line in inv.lines:
         if line.amount <= 0 or line.quantity <= 0:
             yield finding("lines.positive", f"item[{line.order_line}].amount",
-                          f"{line.quantity.normalize()} × {line.rate} = {line.amount}",
+                          f"{plain(line.quantity)} × {line.rate} = {line.amount}",
                           "a positive quantity and amount",
                           f"Line {line.order_line} ({line.item}) of sales order "
                           f"{inv.order_number} bills {line.amount} {inv.currency}: portals reject "
@@ -66,9 +66,9 @@ def quantity(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
         left = line.quantity_remaining
         if left is not None and line.quantity > left:
             yield finding("source.quantity", f"item[{line.order_line}].quantity",
-                          line.quantity.normalize(), f"at most {left.normalize()}",
-                          f"Line {line.order_line} ({line.item}) bills {line.quantity.normalize()}"
-                          f" but only {left.normalize()} remain unbilled on sales order "
+                          plain(line.quantity), f"at most {plain(left)}",
+                          f"Line {line.order_line} ({line.item}) bills {plain(line.quantity)}"
+                          f" but only {plain(left)} remain unbilled on sales order "
                           f"{inv.order_number}: part of it was billed already.")
 
 

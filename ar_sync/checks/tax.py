@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from ar_sync.checks import CheckContext, finding, rule
 from ar_sync.models import Finding, Invoice, InvoiceLine, TaxKind
+from ar_sync.money import plain
 
 
 def _kind(ctx: CheckContext, line: InvoiceLine) -> TaxKind | None:
@@ -40,9 +41,9 @@ def rate_matches_code(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
                           "account does not have.")
         elif line.tax_rate != tc.rate:
             yield finding("tax.rate_matches_code", f"item[{line.order_line}].taxRate1",
-                          f"{line.tax_rate.normalize()}%", f"{tc.rate.normalize()}%",
-                          f"Line {line.order_line} is taxed at {line.tax_rate.normalize()}% but "
-                          f"tax code {tc.code} is {tc.rate.normalize()}%.")
+                          f"{plain(line.tax_rate)}%", f"{plain(tc.rate)}%",
+                          f"Line {line.order_line} is taxed at {plain(line.tax_rate)}% but "
+                          f"tax code {tc.code} is {plain(tc.rate)}%.")
 
 
 @rule("tax.exempt_certificate", "A tax-exempt customer has a valid certificate and no tax")
@@ -64,9 +65,9 @@ def exempt_certificate(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
     for line in inv.lines:
         if line.tax_rate or line.tax_amount:
             yield finding("tax.exempt_certificate", f"item[{line.order_line}].taxCode",
-                          f"{line.tax_code} {line.tax_rate.normalize()}%", "an exempt code at 0%",
+                          f"{line.tax_code} {plain(line.tax_rate)}%", "an exempt code at 0%",
                           f"{c.name} is tax-exempt but line {line.order_line} is taxed at "
-                          f"{line.tax_rate.normalize()}%.")
+                          f"{plain(line.tax_rate)}%.")
 
 
 @rule("tax.reverse_charge", "Reverse charge has the buyer's VAT id and a zero rate")
@@ -80,9 +81,9 @@ def reverse_charge(inv: Invoice, ctx: CheckContext) -> Iterator[Finding]:
     for line in lines:
         if line.tax_rate != 0:
             yield finding("tax.reverse_charge", f"item[{line.order_line}].taxRate1",
-                          f"{line.tax_rate.normalize()}%", "0%",
+                          f"{plain(line.tax_rate)}%", "0%",
                           f"Line {line.order_line} is reverse charge but taxed at "
-                          f"{line.tax_rate.normalize()}%.")
+                          f"{plain(line.tax_rate)}%.")
 
 
 @rule("tax.nexus_zero", "No zero tax on a taxable line where the seller has nexus")
