@@ -14,11 +14,12 @@ status look-ups on start also reconcile.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,34 @@ class State:
     IN_FLIGHT = (CREATING, CREATED, DELIVERING, RETRY)
 
 
-MIGRATIONS: list[str] = [
+GENESIS = "0" * 64
+NO_UPDATE = ("CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+             "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
+
+
+def event_hash(prev: str, at: str, key: str | None, kind: str, actor: str, detail: str) -> str:
+    """The hash that chains an event to the one before it (over a canonical JSON form)."""
+    canonical = json.dumps([prev, at, key, kind, actor, detail], separators=(",", ":"),
+                           ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _chain_events(conn: sqlite3.Connection) -> None:
+    """Migration 4: hash-chain the event history, existing events included."""
+    conn.execute("ALTER TABLE events ADD COLUMN prev_hash TEXT")
+    conn.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+    conn.execute("DROP TRIGGER events_no_update")
+    prev = GENESIS
+    for row in conn.execute("SELECT id, at, key, kind, actor, detail FROM events ORDER BY id"
+                            ).fetchall():
+        digest = event_hash(prev, row[1], row[2], row[3], row[4], row[5])
+        conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?",
+                     (prev, digest, row[0]))
+        prev = digest
+    conn.execute(NO_UPDATE)
+
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: initial schema
     """
     CREATE TABLE units (
@@ -155,6 +183,8 @@ MIGRATIONS: list[str] = [
     DROP INDEX attempts_pending;
     CREATE INDEX attempts_pending ON attempts(key, operation) WHERE outcome = 'pending';
     """,
+    # 4: a tamper-evident event history (`ar-sync audit verify`)
+    _chain_events,
 ]
 
 SERVICE = "ar-sync"
@@ -172,6 +202,7 @@ class Store:
         self.path = path
         self.db = sqlite_utils.Database(conn)
         self._depth = 0
+        self._tip: str | None = None  # hash of the last event, while we hold the write lock
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -208,9 +239,12 @@ class Store:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
-                for statement in script.split(";\n"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                if callable(script):
+                    script(self.conn)
+                else:
+                    for statement in script.split(";\n"):
+                        if statement.strip():
+                            self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
 
     @property
@@ -233,6 +267,7 @@ class Store:
             return
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        self._tip = None  # another process may have appended events since we last wrote
         try:
             yield self.conn
         except BaseException:
@@ -246,12 +281,17 @@ class Store:
     # -- writes, each one transition ---------------------------------------------------
 
     def event(self, key: str | None, kind: str, actor: str = SERVICE, **detail: Any) -> None:
-        """Append an event (call inside a transaction)."""
+        """Append an event, chained to the one before it (call inside a transaction: the
+        write lock keeps the chain's tip from moving under us)."""
+        if self._tip is None:
+            row = self.conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            self._tip = row[0] if row and row[0] else GENESIS
+        at, text = now(), mask(json.dumps(detail, sort_keys=True, default=str))
+        digest = event_hash(self._tip, at, key, kind, actor, text)
         self.conn.execute(
-            "INSERT INTO events (at, key, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
-            (now(), key, kind, actor,
-             mask(json.dumps(detail, sort_keys=True, default=str))),
-        )
+            "INSERT INTO events (at, key, kind, actor, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (at, key, kind, actor, text, self._tip, digest))
+        self._tip = digest
 
     def set_state(self, key: str, state: str, **columns: Any) -> None:
         """Update a unit's state and columns (call inside a transaction)."""
