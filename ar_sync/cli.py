@@ -128,14 +128,57 @@ def _certificate_warning(settings: Settings) -> str | None:
 
 
 @cli.command()
+@click.option("--customer", default=None, help="Only this customer (entity id or name).")
+@click.option("--channel", default=None, help="Only this channel.")
+@click.option("--reason", default=None, help="Only units held for this rule or reason "
+              "(e.g. po.required, missing_po).")
+@click.option("--older-than", default=None, help="Only what has waited longer (90m, 4h, 3d).")
+@click.option("--sort", type=click.Choice(["age", "amount"]), default="age", show_default=True)
 @json_option
 @pass_ctx
-def failures(c: Context, as_json: bool) -> None:
+def failures(c: Context, customer: str | None, channel: str | None, reason: str | None,
+             older_than: str | None, sort: str, as_json: bool) -> None:
     """Invoices held for a person or waiting for a retry, with the reasons."""
+    from ar_sync.oncall import parse_age, select
     from ar_sync.views import failures_data, format_failures
 
-    items = failures_data(c.store())
+    items = select(failures_data(c.store()), customer=customer, channel=channel, reason=reason,
+                   older_than=parse_age(older_than) if older_than else None, sort=sort)
     _echo_json(items) if as_json else click.echo(format_failures(items))
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--note", default="", help="What you are going to do.")
+@click.option("--as", "as_user", default=None, help="Operator name (default: the OS user).")
+@pass_ctx
+def ack(c: Context, key: str, note: str, as_user: str | None) -> None:
+    """Take ownership of a held or retrying invoice, so others see who is on it."""
+    from ar_sync.oncall import acknowledge
+
+    store = c.store()
+    try:
+        acknowledge(store, key, as_user or getpass.getuser(), note)
+    finally:
+        store.close()
+    click.echo(f"{key}: yours now ({as_user or getpass.getuser()})")
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--note", required=True, help="What was done about it (audit record).")
+@click.option("--as", "as_user", default=None, help="Operator name (default: the OS user).")
+@pass_ctx
+def resolve(c: Context, key: str, note: str, as_user: str | None) -> None:
+    """Close a held invoice that was dealt with outside ar-sync; it is not billed again."""
+    from ar_sync.oncall import resolve as close
+
+    store = c.store()
+    try:
+        close(store, key, as_user or getpass.getuser(), note)
+    finally:
+        store.close()
+    click.echo(f"{key}: resolved")
 
 
 @cli.command()
@@ -153,18 +196,38 @@ def show(c: Context, key: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("keys", nargs=-1, required=True)
-@click.option("--reason", default="rerun requested", help="Why, for the record.")
+@click.argument("keys", nargs=-1)
+@click.option("--reason", "held_for", default=None,
+              help="Every held invoice with this rule or reason (e.g. missing_po), instead of keys.")
+@click.option("--customer", default=None, help="With --reason: only this customer.")
+@click.option("--force", is_flag=True,
+              help="Send again what the channel rejected (after fixing the cause).")
+@click.option("--note", default="rerun requested", help="Why, for the record.")
 @click.option("--as", "actor", default=None, help="Operator name (default: the OS user).")
 @as_of_option
 @pass_ctx
-def rerun(c: Context, keys: tuple[str, ...], reason: str, actor: str | None,
-          as_of: dt.datetime | None) -> None:
+def rerun(c: Context, keys: tuple[str, ...], held_for: str | None, customer: str | None,
+          force: bool, note: str, actor: str | None, as_of: dt.datetime | None) -> None:
     """Re-read these invoices from NetSuite, check them again and deliver what passes."""
+    from ar_sync.oncall import select
     from ar_sync.runner import LockHeldError, run_cycle
+    from ar_sync.views import failures_data
 
     store = c.store()
-    found = store.request_rerun(keys, actor or getpass.getuser(), reason)
+    if held_for:
+        keys = (*keys, *(it["key"] for it in select(failures_data(store), reason=held_for,
+                                                     customer=customer)))
+    if not keys:
+        raise click.UsageError("name the invoices (KEY...) or a --reason to rerun")
+    rejected = [r["key"] for r in store.rows(
+        f"SELECT key FROM units WHERE hold_stage = 'delivery' AND key IN "
+        f"({','.join('?' * len(keys))})", keys)] if not force else []
+    for key in rejected:
+        click.echo(f"{key}: the channel rejected it; fix the cause, then rerun with --force "
+                   "(never resent blindly)", err=True)
+    keys = tuple(k for k in keys if k not in rejected)
+    found = store.request_rerun(keys, actor or getpass.getuser(),
+                                note + (" (forced resend)" if force else ""))
     store.close()
     missing = sorted(set(keys) - set(found))
     if missing:

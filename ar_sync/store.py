@@ -185,6 +185,11 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 4: a tamper-evident event history (`ar-sync audit verify`)
     _chain_events,
+    # 5: who on call owns a unit that needs a person, and since when
+    """
+    ALTER TABLE units ADD COLUMN owner TEXT;
+    ALTER TABLE units ADD COLUMN owned_since TEXT
+    """,
 ]
 
 SERVICE = "ar-sync"

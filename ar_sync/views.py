@@ -56,8 +56,10 @@ def failures_data(store: Store) -> list[dict[str, Any]]:
     """Held and retrying units with the reasons a person acts on, oldest first."""
     rows = store.rows(
         "SELECT key, order_number, customer_entity, customer_name, channel, currency, total, "
-        "state, hold_stage, hold_reason, retry_stage, retries, next_attempt_at, updated_at "
-        "FROM units WHERE state IN (?, ?) ORDER BY updated_at", (State.HELD, State.RETRY))
+        "state, hold_stage, hold_reason, retry_stage, retries, next_attempt_at, updated_at, "
+        "owner, owned_since, (SELECT COUNT(*) FROM attempts a WHERE a.key = u.key) AS attempts, "
+        "(SELECT MAX(started_at) FROM attempts a WHERE a.key = u.key) AS last_attempt "
+        "FROM units u WHERE state IN (?, ?) ORDER BY updated_at", (State.HELD, State.RETRY))
     out = []
     for r in rows:
         findings = store.latest_findings(r["key"])
@@ -81,6 +83,8 @@ def format_failures(items: list[dict[str, Any]]) -> str:
         if it["state"] == State.RETRY:
             lines.append(f"    - retry {it['retries']} of {it['retry_stage']} due "
                          f"{_when(it['next_attempt_at'] or '')} UTC")
+        if it["owner"]:
+            lines.append(f"    - owned by {it['owner']} since {_when(it['owned_since'])} UTC")
     lines.append("")
     lines.append(f"{len(items)} invoice(s) need attention. `ar-sync show KEY` tells the whole "
                  "story;\nfix the data in NetSuite, then `ar-sync rerun KEY`.")

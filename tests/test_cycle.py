@@ -255,6 +255,12 @@ def test_a_channel_rejection_holds_the_invoice_with_the_portals_answer(
     assert coupa and all(u["state"] == State.HELD and u["hold_stage"] == "delivery"
                          and u["hold_reason"] == "channel.missing_po" for u in coupa)
     assert report.delivered == len([u for u in units.values() if u["state"] == "delivered"])
+    # a business rejection is never resent blindly: only with --force, once the cause is fixed
+    key = coupa[0]["key"]
+    refused = invoke(settings, "rerun", key, "--as-of", AS_OF.isoformat())
+    assert "--force" in refused.output and key not in outbox_keys(settings)
+    forced = invoke(settings, "rerun", key, "--force", "--as-of", AS_OF.isoformat())
+    assert f"{key}: delivered" in forced.output and key in outbox_keys(settings)
 
 
 def test_only_one_process_works_a_state_file(settings: Settings) -> None:
