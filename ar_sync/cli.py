@@ -198,7 +198,7 @@ def show(c: Context, key: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("keys", nargs=-1)
 @click.option("--reason", "held_for", default=None,
-              help="Every held invoice with this rule or reason (e.g. missing_po), instead of keys.")
+              help="Every held invoice with this rule or reason (e.g. missing_po).")
 @click.option("--customer", default=None, help="With --reason: only this customer.")
 @click.option("--force", is_flag=True,
               help="Send again what the channel rejected (after fixing the cause).")
