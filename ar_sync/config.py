@@ -128,6 +128,33 @@ class RetrySection(_Section):
     max_attempts: int = Field(default=8, ge=1)
 
 
+class AlertEmail(_Section):
+    """SMTP for alerts to the on-call mailbox (STARTTLS; password from the environment)."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: str = ""
+    password_env: str = ""
+    sender: str
+    to: list[str]
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+
+class AlertsSection(_Section):
+    """Where alerts go: new holds and escalations, channels that stop working, failed cycles.
+
+    Batched: one message per cycle. Deduplicated: the same problem alerts at most once per
+    ``dedup_hours``.
+    """
+
+    webhook_url: AnyHttpUrl | None = None  # Slack or Teams incoming webhook (JSON "text")
+    email: AlertEmail | None = None
+    dedup_hours: float = Field(default=24.0, ge=0)
+    timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+
+
+
 class LoggingSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -174,6 +201,7 @@ class FileModel(_Section):
     delivery: DeliverySection = DeliverySection()
     checks: ChecksSection = ChecksSection()
     retry: RetrySection = RetrySection()
+    alerts: AlertsSection = AlertsSection()
     logging: LoggingSection = LoggingSection()
     channels: dict[str, ChannelSection] = {}
 

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ar_sync import log
+from ar_sync import alerts, log
 from ar_sync.config import Settings
-from ar_sync.errors import FatalError
+from ar_sync.errors import ArSyncError, FatalError
 from ar_sync.netsuite import open_gateway
 from ar_sync.pipeline import Cycle, CycleReport
 from ar_sync.store import Store
@@ -66,11 +66,35 @@ def run_cycle(settings: Settings, *, as_of: dt.date | None = None,
             return run_cycle(settings, as_of=as_of, only_keys=only_keys, stop=stop,
                              progress=progress, locked=True)
     store = Store.open(settings.state_path)
-    gateway = open_gateway(settings)
+    mark = alerts.watermark(store)
+    try:
+        gateway = open_gateway(settings)
+    except ArSyncError as exc:
+        _alert_failure(settings, store, exc)
+        store.close()
+        raise
     try:
         cycle = Cycle(settings, store, gateway, as_of=as_of, stop=stop, progress=progress)
-        return cycle.run(only_keys)
+        report = cycle.run(only_keys)
+        if alerts.enabled(settings):
+            alerts.send(settings, store, alerts.collect(store, mark))  # and what waited
+        return report
+    except ArSyncError as exc:
+        _alert_failure(settings, store, exc, mark)
+        raise
     finally:
         gateway.close()
         store.close()
         log.get().debug("cycle_closed")
+
+
+def _alert_failure(settings: Settings, store: Store, exc: ArSyncError, mark: int = 0) -> None:
+    """A failed cycle alerts (with what it held before failing), never hiding the error."""
+    if not alerts.enabled(settings):
+        return
+    try:
+        found = alerts.collect(store, mark) if mark else []
+        alerts.send(settings, store, [*found, alerts.cycle_failed(
+            settings, store, f"{type(exc).__name__}: {exc}")])
+    except Exception as alert_exc:  # alerting must not mask the cycle's own error
+        log.get("ar_sync.alerts").error("alerting_failed", error=str(alert_exc))

@@ -190,6 +190,20 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ALTER TABLE units ADD COLUMN owner TEXT;
     ALTER TABLE units ADD COLUMN owned_since TEXT
     """,
+    # 6: alerts already sent, for deduplication
+    """
+    CREATE TABLE alerts_sent (
+        fingerprint TEXT PRIMARY KEY,
+        first_at TEXT NOT NULL,
+        last_sent_at TEXT NOT NULL,
+        times INTEGER NOT NULL
+    );
+    CREATE TABLE alerts_pending (
+        fingerprint TEXT PRIMARY KEY,
+        line TEXT NOT NULL,
+        at TEXT NOT NULL
+    )
+    """,
 ]
 
 SERVICE = "ar-sync"

@@ -1,0 +1,144 @@
+"""Alerts: one message per cycle with enough to act, deduplicated, to a webhook and by e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from ar_sync.config import load_settings
+from ar_sync.demo import write_demo_dir
+from ar_sync.errors import ArSyncError
+from ar_sync.netsuite.seed import PLANTED_PROBLEMS
+from ar_sync.runner import run_cycle
+
+AS_OF = dt.date(2026, 11, 30)
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    Hook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+def configured(tmp_path: Path, alerts: str) -> Any:
+    config = write_demo_dir(tmp_path / "demo", AS_OF)
+    config.write_text(config.read_text() + "\n" + alerts)
+    return load_settings(config)
+
+
+def test_one_webhook_message_per_cycle_naming_what_was_held(tmp_path: Path,
+                                                            webhook: str) -> None:
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\n')
+    run_cycle(settings, as_of=AS_OF)
+    assert len(Hook.received) == 1
+    text = Hook.received[0]["text"]
+    assert text.startswith(f"ar-sync: {len(PLANTED_PROBLEMS)} thing(s) need a person")
+    assert "po.required" in text and "SO-10077" in text and "ar-sync failures" in text
+    run_cycle(settings, as_of=AS_OF)  # nothing new: no message
+    assert len(Hook.received) == 1
+
+
+def test_the_same_problem_alerts_once_per_period(tmp_path: Path, webhook: str) -> None:
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\n')
+    run_cycle(settings, as_of=AS_OF)
+    from ar_sync.store import Store
+
+    store = Store.open(settings.state_path)
+    key = store.rows("SELECT key FROM units WHERE hold_reason = 'po.required'")[0]["key"]
+    store.request_rerun([key], "alice", "try again")
+    store.close()
+    run_cycle(settings, as_of=AS_OF, only_keys=[key])  # held again for the same reason
+    assert len(Hook.received) == 1
+
+
+def test_alerts_by_email(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+    settings = configured(tmp_path, f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\n'
+                                    'starttls = false\nsender = "ar-sync@example.com"\n'
+                                    'to = ["oncall@example.com"]\n')
+    run_cycle(settings, as_of=AS_OF)
+    assert len(inbox.messages) == 1
+    message = inbox.messages[0]
+    assert message.rcpt_tos == ["oncall@example.com"]
+    body = message.content.decode()
+    assert f"Subject: ar-sync: {len(PLANTED_PROBLEMS)} thing(s) need a person" in body
+    assert "lines.amount_matches" in body
+
+
+def test_a_failing_cycle_alerts_that_nothing_has_succeeded(tmp_path: Path,
+                                                          webhook: str) -> None:
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\n')
+    settings.sandbox_path.write_bytes(b"this is not a NetSuite account")
+    with pytest.raises(ArSyncError):
+        run_cycle(settings, as_of=AS_OF)
+    assert len(Hook.received) == 1
+    assert "NO SUCCESSFUL CYCLE for over 2:00:00 (last: never)" in Hook.received[0]["text"]
+
+
+def test_a_broken_webhook_is_retried_after_the_next_cycle(tmp_path: Path,
+                                                         webhook: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "http://127.0.0.1:{dead}/x"\n'
+                                    "timeout_seconds = 2\n")
+    run_cycle(settings, as_of=AS_OF)  # the cycle itself succeeds; the alert waits
+    from ar_sync.store import Store
+
+    store = Store.open(settings.state_path)
+    assert store.rows("SELECT * FROM alerts_sent") == []
+    assert store.rows("SELECT * FROM cycles")[0]["outcome"] == "ok"
+    store.close()
+    fixed = settings.path.read_text().replace(f"http://127.0.0.1:{dead}/x", webhook)
+    settings.path.write_text(fixed)
+    run_cycle(load_settings(settings.path), as_of=AS_OF)  # nothing new, but what waited goes
+    assert len(Hook.received) == 1
+    assert f"{len(PLANTED_PROBLEMS)} thing(s)" in Hook.received[0]["text"]
