@@ -25,6 +25,7 @@ from ar_sync import log
 from ar_sync.config import Settings
 from ar_sync.store import Store, now
 
+
 @dataclass(frozen=True)
 class Alert:
     fingerprint: str  # what makes two alerts the same problem
@@ -58,8 +59,10 @@ def collect(store: Store, after_event: int) -> list[Alert]:
                                 f"HELD {e['key']} {who}: {rules} — {first}"))
         else:
             channel = detail.get("channel", "?")
-            alerts.append(Alert(f"channel:{channel}:{detail.get('reason', '')}",
-                                f"CHANNEL {channel} is not usable: {detail.get('message', '')}"))
+            problem = detail.get("problem", "")
+            alerts.append(Alert(f"channel:{channel}:{problem[:60]}",
+                                f"CHANNEL {channel} is not usable: {problem}. "
+                                f"{detail.get('action', '')}"))
     return alerts
 
 

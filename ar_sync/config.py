@@ -32,7 +32,7 @@ from pydantic import (
 
 from ar_sync.errors import ConfigError
 from ar_sync.log import register_secrets
-from ar_sync.models import CustomerRequirements
+from ar_sync.models import Address, CustomerRequirements, Seller
 
 ENV_VAR = "AR_SYNC_CONFIG"
 DEFAULT_PATH = Path("config/ar-sync.toml")
@@ -66,8 +66,27 @@ class NetSuiteRest(_Section):
 
 
 class NetSuiteSoap(_Section):
+    """The SOAP gateway (``api = "soap"``); required keys are checked by
+    :func:`ar_sync.netsuite.soap.options.config_problems` when it is selected."""
+
     endpoint: AnyHttpUrl | None = None
     wsdl: str = ""
+    version: str = "2023_2"
+    account_id: str = ""  # default: [netsuite] account_id
+    consumer_key_env: str | None = None
+    consumer_secret_env: str | None = None
+    token_id_env: str | None = None
+    token_secret_env: str | None = None
+    page_size: int = Field(default=1000, ge=5, le=1000)
+    add_batch_size: int = Field(default=200, ge=1, le=200)
+    initialize_batch_size: int = Field(default=200, ge=1, le=1000)
+    get_batch_size: int = Field(default=1000, ge=1, le=1000)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    max_attempts: int = Field(default=5, ge=1, le=15)
+    unexpected_error_attempts: int = Field(default=2, ge=1, le=5)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=60)
+    backoff_cap_seconds: float = Field(default=30.0, ge=0, le=600)
+    cache_dir: str = ""
 
 
 class NetSuiteSection(_Section):
@@ -128,6 +147,19 @@ class RetrySection(_Section):
     max_attempts: int = Field(default=8, ge=1)
 
 
+class HealthSection(_Section):
+    """The daemon's /healthz and Prometheus /metrics endpoint (off unless ``listen`` is set)."""
+
+    listen: str | None = None  # host:port, e.g. 127.0.0.1:9109
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", value):
+            raise ValueError(f"use host:port, e.g. 127.0.0.1:9109 (got {value!r})")
+        return value
+
+
 class AlertEmail(_Section):
     """SMTP for alerts to the on-call mailbox (STARTTLS; password from the environment)."""
 
@@ -152,7 +184,6 @@ class AlertsSection(_Section):
     email: AlertEmail | None = None
     dedup_hours: float = Field(default=24.0, ge=0)
     timeout_seconds: float = Field(default=15.0, gt=0, le=120)
-
 
 
 class LoggingSection(_Section):
@@ -192,6 +223,61 @@ class ChannelSection(BaseModel):
     profile: Literal["cxml", "peppol", "email", "none"] = "none"
 
 
+class AddressSection(_Section):
+    addressee: str = ""
+    addr1: str = ""
+    addr2: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    country: str = Field(default="US", pattern=r"^[A-Z]{2}$")  # ISO 3166 alpha-2
+
+
+class SellerSection(_Section):
+    """The issuer printed and sent on every document (name, addresses, tax ids, bank)."""
+
+    name: str = "Your Company Inc."
+    address: AddressSection = AddressSection()
+    remit_to: AddressSection | None = None  # defaults to address
+    vat_id: str = ""
+    tax_id: str = ""
+    peppol_id: str = Field(default="", pattern=r"^([0-9]{4}:\S+)?$")  # scheme:value
+    email: str = ""
+    phone: str = ""
+    iban: str = ""
+    bic: str = ""
+    bank_account: str = ""
+    bank_routing: str = ""
+    bank_name: str = ""
+    payment_note: str = ""
+
+    def model(self) -> Seller:
+        address = Address(**self.address.model_dump())
+        remit = Address(**self.remit_to.model_dump()) if self.remit_to else address
+        fields = self.model_dump(exclude={"name", "address", "remit_to"})
+        return Seller(name=self.name, address=address, remit_to=remit, **fields)
+
+
+PlaybookAction = Literal["refresh_po", "check_status", "stop_channel", "hold_defect", "hold"]
+
+
+class PlaybookSection(_Section):
+    """What to do when a channel rejects an invoice, by reason (see ar_sync/playbook.py)."""
+
+    missing_po: PlaybookAction = "refresh_po"
+    invalid_po: PlaybookAction = "refresh_po"
+    po_over_invoiced: PlaybookAction = "hold"
+    duplicate: PlaybookAction = "check_status"
+    format_error: PlaybookAction = "hold_defect"
+    tax_error: PlaybookAction = "hold"
+    address_mismatch: PlaybookAction = "hold"
+    amount_mismatch: PlaybookAction = "hold"
+    authentication: PlaybookAction = "stop_channel"
+    channel_not_enabled: PlaybookAction = "stop_channel"
+    other: PlaybookAction = "hold"
+    po_request_subject: str = "Purchase order needed for invoice {invoice}"
+
+
 class FileModel(_Section):
     netsuite: NetSuiteSection = NetSuiteSection()
     state: StateSection = StateSection()
@@ -202,8 +288,11 @@ class FileModel(_Section):
     checks: ChecksSection = ChecksSection()
     retry: RetrySection = RetrySection()
     alerts: AlertsSection = AlertsSection()
+    health: HealthSection = HealthSection()
     logging: LoggingSection = LoggingSection()
     channels: dict[str, ChannelSection] = {}
+    seller: SellerSection = SellerSection()
+    playbook: PlaybookSection = PlaybookSection()
 
 
 class Settings:
@@ -247,7 +336,8 @@ class Settings:
                 secret = self.secrets.get(f"channels.{name}.{key}")
                 if secret is not None:  # a missing one is reported by validation already
                     out[key[:-4]] = secret
-            elif key in ("directory", "path") and isinstance(value, str):
+            elif (key in ("directory", "path") or key.endswith(("_file", "_dir"))) and \
+                    isinstance(value, str):
                 out[key] = self.resolve(value)
             else:
                 out[key] = value
@@ -275,8 +365,9 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
         raise ConfigError(schema + problems) from None
     settings = Settings(path, model, secrets, {})
     if model.netsuite.api == "soap":
-        problems.append((name, "netsuite.api", "'soap' gateway is not available in this "
-                         "version; use \"sandbox\" or \"rest\""))
+        from ar_sync.netsuite.soap.options import config_problems as soap_problems
+
+        problems.extend((name, key, message) for key, message in soap_problems(settings))
     elif model.netsuite.api == "rest":
         from ar_sync.netsuite.rest.options import config_problems
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +28,26 @@ if TYPE_CHECKING:
     from ar_sync.config import Settings
 
 GROUP = "ar_sync.connectors"
+
+
+class RejectionReason(StrEnum):
+    """Why a channel refused an invoice, in one taxonomy shared by every channel.
+
+    A connector maps its portal's own codes onto these (keeping the portal's code and text
+    in ``remote_code``/``remote_text``); the remediation playbook acts on them.
+    """
+
+    MISSING_PO = "MISSING_PO"  # no PO where the buyer needs one
+    INVALID_PO = "INVALID_PO"  # unknown, closed, or not this supplier's PO (or PO line)
+    PO_OVER_INVOICED = "PO_OVER_INVOICED"  # more than the PO has left
+    DUPLICATE = "DUPLICATE"  # the portal already has this invoice number
+    FORMAT_ERROR = "FORMAT_ERROR"  # the document does not parse or validate
+    TAX_ERROR = "TAX_ERROR"  # tax amounts, rates or tax ids
+    ADDRESS_MISMATCH = "ADDRESS_MISMATCH"  # remit-to or bill-to does not match
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"  # price, quantity or totals differ from the PO
+    AUTHENTICATION = "AUTHENTICATION"  # credentials refused
+    CHANNEL_NOT_ENABLED = "CHANNEL_NOT_ENABLED"  # the portal does not take invoices from us
+    OTHER = "OTHER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +115,9 @@ def validate_channel(settings: Settings, channel: str) -> list[tuple[str, str]]:
 def open_connector(settings: Settings, channel: str) -> Connector:
     """Build the connector for a configured channel."""
     factory = load_factory(settings.model.channels[channel].connector)
-    return factory(channel, settings.channel_settings(channel))
+    # every connector also receives the issuer ([seller]) under the reserved key "seller"
+    return factory(channel, settings.channel_settings(channel)
+                   | {"seller": settings.model.seller.model()})
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ar_sync import log
 from ar_sync.config import Settings
+from ar_sync.cxml_listener import start_listeners
 from ar_sync.errors import ArSyncError
 from ar_sync.runner import run_cycle, state_lock
 
@@ -99,8 +100,22 @@ def serve(settings: Settings, trigger: Any = None) -> None:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        listen = settings.model.health.listen
+        health_server = None
+        if listen:
+            from ar_sync.health import serve as serve_health
+
+            health_server = serve_health(settings, listen)
+            logger.info("health_listening", listen=listen)
         logger.info("daemon_started", state=str(settings.state_path))
-        scheduler.start()
-        with busy:  # the cycle in hand finishes its current invoice, then returns
-            pass
+        listeners = start_listeners(settings)  # cXML StatusUpdateRequest endpoints, if any
+        try:
+            scheduler.start()
+            with busy:  # the cycle in hand finishes its current invoice, then returns
+                pass
+        finally:
+            for listener in listeners:
+                listener.stop()
+        if health_server is not None:
+            health_server.shutdown()
         logger.info("daemon_stopped")

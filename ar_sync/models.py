@@ -64,6 +64,26 @@ class Customer:
     peppol_id: str = ""  # Peppol endpoint id, scheme:value (e.g. 0088:5790000436057)
 
 
+@dataclass(frozen=True, slots=True)
+class Seller:
+    """Who issues the invoices (``[seller]`` in the config): printed and sent on documents."""
+
+    name: str
+    address: Address
+    remit_to: Address  # where payment goes; the seller's address when not configured
+    vat_id: str = ""  # VAT registration (EU/UK customers), e.g. IE3456789OH
+    tax_id: str = ""  # US EIN, printed on US invoices
+    peppol_id: str = ""  # the seller's Peppol endpoint, scheme:value
+    email: str = ""
+    phone: str = ""
+    iban: str = ""
+    bic: str = ""
+    bank_account: str = ""  # US: account number at the bank below
+    bank_routing: str = ""  # US: ABA routing number
+    bank_name: str = ""
+    payment_note: str = ""  # free text printed under "How to pay"
+
+
 class UnitKind(StrEnum):
     ORDER = "order"  # a sales order billed in full
     INSTALMENT = "instalment"  # one date of a recurring billing schedule

@@ -32,7 +32,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ar_sync import failpoints, log
+from ar_sync import failpoints, log, playbook
 from ar_sync.checks import CheckContext, Stage, approved, rules_version, run_checks
 from ar_sync.config import Settings
 from ar_sync.connector import Connector, open_connector
@@ -554,6 +554,9 @@ class Cycle:
         except (TransientError, FatalError) as exc:
             self._channel_failed(key, channel, exc, attempt)
             return
+        if outcome.status is OutcomeStatus.REJECTED and playbook.after_rejection(
+                self, key, channel, invoice, attempt, outcome):
+            return  # the remediation playbook took it (resubmitted, reconciled or held)
         self._record_delivery(key, attempt, outcome)
 
     def _record_delivery(self, key: str, attempt: int | None, outcome: DeliveryOutcome) -> None:
@@ -585,8 +588,8 @@ class Cycle:
     def _channel_failed(self, key: str, channel: str, exc: ArSyncError,
                         attempt: int | None = None) -> None:
         if isinstance(exc, FatalError):
-            self.broken_channels.add(channel)
             self.log.error("channel_unusable", channel=channel, error=str(exc))
+            playbook.alert_channel(self, channel, str(exc))  # one alert, channel stopped
         if attempt is not None and isinstance(exc, AmbiguousError):
             with self.store.transaction():  # leave DELIVERING: next start asks the channel
                 self.store.finish_attempt(attempt, "ambiguous", error_class=type(exc).__name__,

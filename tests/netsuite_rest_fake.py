@@ -20,7 +20,8 @@ wire, not against mocks:
   field names refused under ``X-NetSuite-PropertyNameValidation: Error``;
 * errors in NetSuite's shape (``type``, ``title``, ``status``, ``o:errorDetails``);
 * a role's permissions (``permissions``), an account concurrency limit answered with 429,
-  a fixed latency, and injectable faults: a status (429 with ``Retry-After``, 5xx), slow
+  a response time (``latency``: the fake's own work is part of it), and injectable faults:
+  a status (429 with ``Retry-After``, 5xx), slow
   answers, and connections dropped after reading the request (before or after processing).
 
 Data lives in a sandbox account file (:mod:`netsuite_rest_fake_data`).
@@ -29,7 +30,6 @@ Data lives in a sandbox account file (:mod:`netsuite_rest_fake_data`).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -46,23 +46,36 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from netsuite_rest_fake_data import LINE_FIELDS, TRANSFORM_FIELDS, FakeAccount, Refusal
+from netsuite_rest_fake_setup import (
+    ACCOUNT,
+    CLIENT_ID,
+    EC_KID,
+    ENV,
+    RSA_KID,
+    TBA_SECRETS,
+    KeyPair,
+    key_pair,
+    rest_gateway,
+    use_rest,
+)
 from oauthlib.oauth1.rfc5849 import signature, utils
 
-from ar_sync.netsuite.rest.auth import M2MAuth, TbaAuth
-from ar_sync.netsuite.rest.client import ClientOptions, RestClient
-from ar_sync.netsuite.rest.gateway import RestGateway
+__all__ = [
+    "ACCOUNT",
+    "CLIENT_ID",
+    "EC_KID",
+    "ENV",
+    "RSA_KID",
+    "TBA_SECRETS",
+    "FakeNetSuite",
+    "Fault",
+    "KeyPair",
+    "key_pair",
+    "rest_gateway",
+    "use_rest",
+]
 
-ACCOUNT = "1234567_SB1"
-CLIENT_ID = "ar-sync-test-client-0001"
-RSA_KID, EC_KID = "cert-rsa-3072", "cert-ec-p256"
-TBA_SECRETS = {"consumer_key": "ck-" + "a1" * 16, "consumer_secret": "cs-" + "b2" * 16,
-               "token_id": "ti-" + "c3" * 16, "token_secret": "ts-" + "d4" * 16}
-ENV = {"AR_SYNC_TEST_NS_CLIENT_ID": CLIENT_ID,
-       **{f"AR_SYNC_TEST_NS_{k.upper()}": v for k, v in TBA_SECRETS.items()}}
 JWT_ALGORITHMS = ["PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 PERMISSIONS = frozenset({"rest_webservices", "suiteanalytics", "customers", "sales_orders",
                          "invoices"})
@@ -71,53 +84,6 @@ ROUTES = (("token", "POST", re.compile(r"/services/rest/auth/oauth2/v1/token")),
           ("transform", "POST", re.compile(
               r"/services/rest/record/v1/salesOrder/(?P<id>[^/]+)/!transform/invoice")))
 ERROR_TYPE = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
-
-
-# -- test keys and certificates (made at test time, never committed) -------------------------
-
-@dataclass(frozen=True)
-class KeyPair:
-    kid: str
-    private_pem: bytes
-    certificate_pem: bytes
-    public_key: Any
-    private_key: Any  # loaded once: loading checks an RSA key's primes (0.15 s)
-
-    def write(self, directory: Path, *, days_left: int | None = None) -> tuple[Path, Path]:
-        """Write the key (0600) and a certificate (valid ``days_left`` more days if given)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path, cert_path = directory / f"{self.kid}.key.pem", directory / f"{self.kid}.crt"
-        key_path.write_bytes(self.private_pem)
-        key_path.chmod(0o600)
-        cert = (self.certificate_pem if days_left is None
-                else _certificate(self.private_key, days_left))
-        cert_path.write_bytes(cert)
-        return key_path, cert_path
-
-
-_KEYS: dict[str, KeyPair] = {}
-
-
-def key_pair(kind: str = "rsa") -> KeyPair:
-    """An RSA 3072 (PS256) or EC P-256 (ES256) key with a self-signed certificate."""
-    if kind not in _KEYS:
-        key: Any = (rsa.generate_private_key(65537, 3072) if kind == "rsa"
-                    else ec.generate_private_key(ec.SECP256R1()))
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        _KEYS[kind] = KeyPair(RSA_KID if kind == "rsa" else EC_KID, pem,
-                              _certificate(key, 700), key.public_key(), key)
-    return _KEYS[kind]
-
-
-def _certificate(key: Any, days_left: int) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ar-sync test integration")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=30))
-            .not_valid_after(now + dt.timedelta(days=days_left)).sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -158,12 +124,18 @@ class FakeNetSuite:
     def __init__(self, account_file: Path, *, latency: float = 0.0,
                  concurrency_limit: int | None = None, token_ttl: int = 3600,
                  row_cap: int = 100_000, account_id: str = ACCOUNT,
-                 permissions: frozenset[str] = PERMISSIONS) -> None:
+                 permissions: frozenset[str] = PERMISSIONS,
+                 certificates: Path | None = None) -> None:
+        """``certificates``: a directory of ``<kid>.crt`` files to trust (default: this
+        process's test keys)."""
         self.account = FakeAccount(account_file)
         self.latency, self.concurrency_limit = latency, concurrency_limit
         self.token_ttl, self.row_cap, self.account_id = token_ttl, row_cap, account_id
         self.permissions = permissions
-        self.certificates = {k.kid: k.public_key for k in (key_pair("rsa"), key_pair("ec"))}
+        self.certificates = (
+            {p.stem: x509.load_pem_x509_certificate(p.read_bytes()).public_key()
+             for p in certificates.glob("*.crt")} if certificates else
+            {k.kid: k.public_key for k in (key_pair("rsa"), key_pair("ec"))})
         self.faults: list[Fault] = []
         self.stats = Stats()
         self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -216,6 +188,7 @@ class FakeNetSuite:
     # -- one request ----------------------------------------------------------------------
 
     def handle(self, handler: _Handler, method: str) -> None:
+        arrived = time.perf_counter()  # the response time counts from here
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         parts = urlsplit(handler.path)
         route, match = next(((name, m) for name, verb, pattern in ROUTES
@@ -230,7 +203,8 @@ class FakeNetSuite:
             self.stats.over_limit += over
             fault = None if over else self._take_fault(route, handler.path, body)
         try:
-            answer = self._answer(handler, method, route, match, parts.query, body, fault, over)
+            answer = self._answer(handler, method, route, match, parts.query, body, fault, over,
+                                  arrived)
         finally:
             with self._lock:  # the request is done before its answer is on the wire
                 self.stats.in_flight -= 1
@@ -258,7 +232,7 @@ class FakeNetSuite:
         return None
 
     def _answer(self, handler: _Handler, method: str, route: str, match: Any, query: str,
-                body: bytes, fault: Fault | None, over: bool) -> Answer | None:
+                body: bytes, fault: Fault | None, over: bool, arrived: float) -> Answer | None:
         if over:
             return error(429, "CONCURRENCY_LIMIT_EXCEEDED", "Concurrent request limit "
                          "exceeded. Request blocked.", title="Too Many Requests")
@@ -275,9 +249,9 @@ class FakeNetSuite:
                 return error(fault.status, fault.code or _default_code(fault.status),
                              fault.detail or "Injected failure.", path=fault.path,
                              headers=headers)
-        if self.latency:
-            time.sleep(self.latency)
         answer = self._dispatch(handler, method, route, match, query, body)
+        if self.latency:  # the response time NetSuite takes, its own work included
+            time.sleep(max(0.0, self.latency - (time.perf_counter() - arrived)))
         return None if fault is not None and fault.kind == "drop_after" else answer
 
     def _dispatch(self, handler: _Handler, method: str, route: str, match: Any, query: str,
@@ -465,49 +439,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-# -- wiring a config to the fake ------------------------------------------------------------
-
-def use_rest(config: Path, fake: FakeNetSuite, *, auth: str = "oauth2", kind: str = "rsa",
-             concurrency: int = 2, key_dir: Path | None = None, days_left: int | None = None,
-             extra: str = "") -> dict[str, str]:
-    """Point a demo config at ``fake`` (``api = "rest"``); the env its ``*_env`` keys need."""
-    keys = key_pair(kind)
-    key_file, cert_file = keys.write(key_dir or config.parent / "keys", days_left=days_left)
-    if auth == "oauth2":
-        creds = (f'client_id_env = "AR_SYNC_TEST_NS_CLIENT_ID"\ncertificate_id = "{keys.kid}"\n'
-                 f'private_key_file = "{key_file}"\ncertificate_file = "{cert_file}"\n')
-    else:
-        creds = "".join(f'{k}_env = "AR_SYNC_TEST_NS_{k.upper()}"\n' for k in TBA_SECRETS)
-    text = config.read_text(encoding="utf-8")
-    section = (f'[netsuite]\napi = "rest"\naccount_id = "{fake.account_id}"\n'
-               f'sandbox_file = "state/sandbox.db"\ntimeout_seconds = 5\n\n[netsuite.rest]\n'
-               f'base_url = "{fake.url}"\ntoken_url = "{fake.token_url}"\nauth = "{auth}"\n'
-               f"{creds}concurrency = {concurrency}\nbackoff_seconds = 0.05\n{extra}\n")
-    text, n = re.subn(r"^\[netsuite\]\n.*?(?=^\[)", lambda _: section, text, count=1,
-                      flags=re.M | re.S)
-    assert n == 1, "the config has a [netsuite] table"
-    config.write_text(text, encoding="utf-8")
-    return dict(ENV)
-
-
-def rest_gateway(fake: FakeNetSuite, *, auth: str = "oauth2", kind: str = "rsa",
-                 concurrency: int = 2, max_attempts: int = 4, read_timeout: float = 5.0,
-                 sleep: Any = None, clock: Any = None, account_id: str | None = None,
-                 certificate_id: str | None = None) -> RestGateway:
-    """A RestGateway on ``fake`` without a config file (unit and contract tests)."""
-    options = ClientOptions(fake.url, concurrency=concurrency, connect_timeout=2.0,
-                            read_timeout=read_timeout, max_attempts=max_attempts, backoff=0.01,
-                            backoff_cap=0.05)
-    client = RestClient(options, sleep=sleep or time.sleep)
-    if auth == "tba":
-        client.auth = TbaAuth(account_id=account_id or fake.account_id, **TBA_SECRETS)
-    else:
-        keys = key_pair(kind)
-        client.auth = M2MAuth(
-            client_id=CLIENT_ID, certificate_id=certificate_id or keys.kid,
-            key=keys.private_key,
-            token_url=fake.token_url, scope="rest_webservices", post=client.post_token,
-            clock=clock or time.monotonic)
-    return RestGateway(client)

@@ -142,3 +142,23 @@ def test_a_broken_webhook_is_retried_after_the_next_cycle(tmp_path: Path,
     run_cycle(load_settings(settings.path), as_of=AS_OF)  # nothing new, but what waited goes
     assert len(Hook.received) == 1
     assert f"{len(PLANTED_PROBLEMS)} thing(s)" in Hook.received[0]["text"]
+
+
+def test_a_channel_that_stops_working_alerts_once(tmp_path: Path, webhook: str) -> None:
+    from ar_sync.playbook import alert_channel
+    from ar_sync.store import Store
+
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\n')
+    run_cycle(settings, as_of=AS_OF)
+    from ar_sync import alerts
+    from ar_sync.netsuite import open_gateway
+    from ar_sync.pipeline import Cycle
+
+    store = Store.open(settings.state_path)
+    mark = alerts.watermark(store)
+    cycle = Cycle(settings, store, open_gateway(settings), as_of=AS_OF)
+    alert_channel(cycle, "coupa", "the portal refused our credentials (401)")
+    alert_channel(cycle, "coupa", "the portal refused our credentials (401)")
+    assert alerts.send(settings, store, alerts.collect(store, mark)) == 1
+    text = Hook.received[-1]["text"]
+    assert "CHANNEL coupa is not usable: the portal refused our credentials (401)" in text

@@ -6,6 +6,12 @@ invoices in NetSuite, in the middle of NetSuite's batch (some invoices of the ba
 created, the rest not), between writing a delivery and publishing it, just before and just
 after a submission, and at random moments by a timer. The account and the deliveries are
 then compared with an uninterrupted run of the same account.
+
+Each test runs against the sandbox gateway and against the REST gateway: then the processes
+talk HTTP to the fake NetSuite (``tests/netsuite_rest_fake.py``) running in this test
+process over the same account file, and a kill mid-batch leaves transforms in flight that
+NetSuite completes after the client died. The reference is the sandbox's uninterrupted run:
+both gateways must end exactly there.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from netsuite_rest_fake import FakeNetSuite, use_rest
 
 from ar_sync.demo import write_demo_dir
 
@@ -66,6 +74,30 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return outcome(config)
 
 
+@pytest.fixture(params=["sandbox", "rest", "soap"])
+def demo(request: pytest.FixtureRequest, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh demo directory on the sandbox gateway, or on REST or SOAP against a fake
+    NetSuite."""
+    config = write_demo_dir(tmp_path / "demo", AS_OF)
+    if request.param == "sandbox":
+        yield config
+        return
+    if request.param == "soap":
+        from netsuite_soap_fake import FakeSoap, use_soap
+
+        with FakeSoap(config.parent / "state" / "sandbox.db") as soap:
+            for name, value in use_soap(config, soap).items():
+                monkeypatch.setenv(name, value)  # inherited by the ar-sync processes
+            yield config
+            assert soap.invalid == [] and soap.invalid_responses == []
+        return
+    with FakeNetSuite(config.parent / "state" / "sandbox.db") as fake:
+        for name, value in use_rest(config, fake).items():
+            monkeypatch.setenv(name, value)  # inherited by the ar-sync processes
+        yield config
+
+
 def kill_until_done(config: Path, failpoint: str, counts: list[int]) -> int:
     """Run with each failpoint count in turn; return how many runs were killed."""
     killed = 0
@@ -103,16 +135,16 @@ POINTS = {
 
 
 @pytest.mark.parametrize("failpoint", sorted(POINTS))
-def test_kill_9_at_a_failpoint_then_run_again(tmp_path: Path, reference: dict[str, Any],
+def test_kill_9_at_a_failpoint_then_run_again(demo: Path, reference: dict[str, Any],
                                               failpoint: str) -> None:
-    config = write_demo_dir(tmp_path / "demo", AS_OF)
+    config = demo
     killed = kill_until_done(config, failpoint, POINTS[failpoint])
     assert killed >= 1, "the failpoint was reached and the process killed"
     assert_same_as_reference(config, reference)
 
 
-def test_kill_9_at_random_moments(tmp_path: Path, reference: dict[str, Any]) -> None:
-    config = write_demo_dir(tmp_path / "demo", AS_OF)
+def test_kill_9_at_random_moments(demo: Path, reference: dict[str, Any]) -> None:
+    config = demo
     rng = random.Random(9)
     killed = 0
     for _ in range(6):

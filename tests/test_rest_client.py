@@ -188,3 +188,16 @@ def test_the_account_limit_answers_429_and_the_client_waits(tmp_path: Path) -> N
         assert all(isinstance(r, Invoice) for r in results)
         assert fake.stats.over_limit > 0 and sorted(fake.invoice_keys()) == sorted(
             u.key for u in units)
+
+
+def test_the_proxy_environment_is_read_once_and_still_honoured(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    remote = RestClient(ClientOptions("https://1234567-sb1.suitetalk.api.netsuite.com/services/rest"))
+    assert remote.session.proxies.get("https") == "http://proxy.example:3128"
+    assert remote.session.verify == "/etc/ssl/company-ca.pem"
+    assert not remote.session.trust_env  # not re-read on every request
+    local = RestClient(ClientOptions("http://127.0.0.1:9/services/rest"))
+    assert "http" not in local.session.proxies and "https" not in local.session.proxies

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netsuite_rest_fake import FakeNetSuite, rest_gateway, use_rest
+from netsuite_rest_fake import CLIENT_ID, FakeNetSuite, key_pair, rest_gateway, use_rest
 from test_gateway_contract import all_units
 
 from ar_sync.config import load_settings
 from ar_sync.demo import write_demo_dir
+from ar_sync.errors import ConfigError
 from ar_sync.models import UnitKind
 from ar_sync.netsuite.seed import PLANTED_PROBLEMS
 from ar_sync.runner import run_cycle
@@ -137,3 +138,29 @@ def test_run_once_over_rest_survives_429s_5xx_and_resets(demo: Path,
     assert dropped_before in keys and refused not in keys
     held = {u["order_number"] for u in units(demo).values() if u["state"] == "held"}
     assert held == set(PLANTED_PROBLEMS) | {units(demo)[refused]["order_number"]}
+    assert_no_secret_anywhere(demo, fake, [first, second, shown])
+
+
+def assert_no_secret_anywhere(demo: Path, fake: FakeNetSuite,
+                              runs: list[subprocess.CompletedProcess[str]]) -> None:
+    """No access token, client id or line of the private key in any output or written file."""
+    key_lines = [line for line in key_pair("rsa").private_pem.decode().splitlines()
+                 if "PRIVATE KEY" not in line]
+    secrets = [*fake.tokens, CLIENT_ID, *key_lines]
+    assert len(fake.tokens) >= 1
+    files = [p for p in demo.parent.rglob("*") if p.is_file() and p.parent.name != "keys"]
+    blobs = [r.stdout + r.stderr for r in runs] + [p.read_bytes().decode("latin-1")
+                                                   for p in files]
+    leaks = [s for s in secrets for blob in blobs if s in blob]
+    assert not leaks, f"secrets found: {leaks[:3]}"
+
+
+def test_the_rest_section_is_validated_only_when_selected(demo: Path) -> None:
+    text = demo.read_text()
+    assert load_settings(demo).netsuite.api == "sandbox"  # nothing of REST is required
+    demo.write_text(text.replace('api = "sandbox"', 'api = "rest"'))
+    with pytest.raises(ConfigError) as info:
+        load_settings(demo)
+    keys = {key for _, key, _ in info.value.problems}
+    assert {"netsuite.rest.base_url", "netsuite.rest.token_url", "netsuite.rest.client_id_env",
+            "netsuite.rest.certificate_id", "netsuite.rest.private_key_file"} <= keys

@@ -20,6 +20,7 @@ from ar_sync.netsuite.rest.suiteql import (
     Key,
     Literal,
     QueryValueError,
+    in_list_rows,
     keyset_rows,
     render,
     sql_date,
@@ -154,3 +155,29 @@ def test_injection_through_the_gateway_finds_nothing_and_breaks_nothing(tmp_path
             gw.find_invoices(["so:1:2026-01-01\uff07 OR 1=1"])
         assert gw.read_invoices(["1 OR 1=1", "-1", "١"]) == {}  # not ids: not even asked
         assert gw.fetch_units(["so:1 OR 1=1:2026-01-01", "so:x:unreadable"], ANCHOR) == {}
+
+
+def test_an_in_list_read_gets_every_row_in_order_in_two_round_trips() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (id INTEGER, line INTEGER, grp INTEGER)")
+    rows = [(i, n, i % 37) for i in range(1, 2000) for n in range(1, 1 + i % 4)]  # 3000 rows
+    db.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    sent: list[str] = []
+    rounds: list[int] = []
+
+    def fetch(query: str, limit: int) -> dict[str, object]:
+        sent.append(query)
+        found = db.execute(query).fetchall()
+        page = [{"id": i, "line": n} for i, n in found[:limit]]
+        return {"items": page, "hasMore": len(found) > limit, "totalResults": len(found)}
+
+    def run(thunks: list) -> list:  # type: ignore[type-arg]
+        rounds.append(len(thunks))
+        return [thunk() for thunk in thunks]
+
+    template = "SELECT id, line FROM t WHERE grp IN {grps} AND {after} ORDER BY id, line"
+    got = in_list_rows(fetch, run, template, [Key("id", "id"), Key("line", "line")], "grps",
+                       list(range(37)), sql_ids, parallel=4)
+    assert [(r["id"], r["line"]) for r in got] == sorted((i, n) for i, n, _ in rows)
+    assert len(rows) > 1000 and len(sent) == 1 + 3  # first page, then the rest in 3 groups
+    assert rounds == [1, 3]

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ar_sync.errors import ArSyncError
 from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord
@@ -100,6 +100,23 @@ class Gateway(Protocol):
         ...
 
 
+@runtime_checkable
+class PurchaseOrderSource(Protocol):
+    """What the remediation playbook needs to fix a PO a portal refused (ar_sync.playbook).
+
+    Separate from :class:`Gateway` so a gateway without it still works: the playbook then
+    holds the invoice with a drafted PO request instead of re-reading NetSuite.
+    """
+
+    def current_po(self, order_id: str) -> str:
+        """The PO number on the sales order now (``otherRefNum``), ``""`` if none."""
+        ...
+
+    def set_invoice_po(self, netsuite_id: str, po: str) -> Invoice:
+        """Put ``po`` on the invoice in NetSuite and return the invoice as it is now."""
+        ...
+
+
 def open_gateway(settings: Settings) -> Gateway:
     """Build the gateway the config names; imports only what that gateway needs."""
     api = settings.netsuite.api
@@ -111,4 +128,8 @@ def open_gateway(settings: Settings) -> Gateway:
         from ar_sync.netsuite.rest import RestGateway
 
         return RestGateway.from_settings(settings)
+    if api == "soap":
+        from ar_sync.netsuite.soap.gateway import SoapGateway
+
+        return SoapGateway.from_settings(settings)
     raise ArSyncError(f"NetSuite api {api!r} is not available in this build")

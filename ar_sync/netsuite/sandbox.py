@@ -301,6 +301,32 @@ class SandboxGateway:
         return [records.invoice_model(d, customers[int(d["entity"]["internalId"])])
                 for d in docs]
 
+    # -- purchase orders (the remediation playbook) -------------------------------------
+
+    def current_po(self, order_id: str) -> str:
+        """The sales order's PO (``otherRefNum``) as it is now."""
+        with self._lock, _classified("reading a sales order's PO"):
+            self._log("current_po", 1)
+            row = self._db.execute("SELECT doc FROM sales_orders WHERE id = ?",
+                                   (int(order_id) if str(order_id).isdigit() else -1,)).fetchone()
+        return str(json.loads(row[0]).get("otherRefNum") or "") if row else ""
+
+    def set_invoice_po(self, netsuite_id: str, po: str) -> Invoice:
+        """Set ``otherRefNum`` on an invoice (PATCH /record/v1/invoice/{id} in REST)."""
+        with self._lock, _classified("updating an invoice's PO"), \
+                records.transaction(self._db):
+            self._log("set_invoice_po", 1)
+            row = self._db.execute("SELECT doc FROM invoices WHERE id = ?",
+                                   (int(netsuite_id),)).fetchone()
+            if row is None:
+                raise RejectedError(f"no invoice {netsuite_id}", code="INVALID_KEY_OR_REF",
+                                    field="id")
+            doc = json.loads(row[0])
+            doc["otherRefNum"] = po
+            self._db.execute("UPDATE invoices SET doc = ? WHERE id = ?",
+                             (records.dump(doc), int(netsuite_id)))
+            return self._invoice_models([(records.dump(doc),)])[0]
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _select_in(self, sql: str, values: Collection[Any], *params: Any) -> list[Any]:

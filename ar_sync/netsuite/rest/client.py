@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import os
 import random
 import threading
 import time
@@ -96,6 +97,7 @@ class RestClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update({"User-Agent": "ar-sync", "Accept": "application/json"})
+        _environment_once(self.session, options.base_url)
         self.limit = process_limit(options.base_url, options.concurrency)
         self.sent: Counter[str] = Counter()  # requests by kind, for `ping` and the benchmark
         self._sent_lock = threading.Lock()
@@ -200,6 +202,20 @@ class RestClient:
             return wait + random.uniform(0, min(1.0, wait / 10 + 0.05))
         ceiling = min(self.options.backoff_cap, self.options.backoff * 2.0 ** (attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)
+
+
+def _environment_once(session: requests.Session, url: str) -> None:
+    """Read the proxy and CA-bundle environment once, not on every request.
+
+    requests re-reads the whole environment for each request (about a millisecond: 1 % of a
+    150 ms round trip, and the transforms are round-trip bound). ``HTTPS_PROXY``/``NO_PROXY``
+    and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` still apply, as of when the gateway opens.
+    """
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
 
 
 def _ambiguous(error: ArSyncError) -> ArSyncError:

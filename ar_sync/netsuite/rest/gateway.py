@@ -27,7 +27,7 @@ import datetime as dt
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -53,10 +53,11 @@ from ar_sync.netsuite.rest import records
 from ar_sync.netsuite.rest.client import RestClient, dumps_exact
 from ar_sync.netsuite.rest.errors import NetSuiteServerError, classify
 from ar_sync.netsuite.rest.suiteql import (
+    MAX_IN_LIST,
     PAGE_LIMIT,
     Key,
     Literal,
-    chunks,
+    in_list_rows,
     keyset_rows,
     sql_date,
     sql_enum,
@@ -124,10 +125,8 @@ class RestGateway:
         whole = {k.split(":")[1] for k in wanted if k.endswith(":unreadable")}
         ids = {p[0] for p in map(records.parse_unit_key, wanted) if p}
         ids |= {i for i in whole if i.isascii() and i.isdigit()}
-        orders: list[Row] = []
-        for chunk in chunks(sorted(ids, key=int)):
-            orders += self._rows(q.ORDERS_BY_ID, q.ORDER_KEYS, sales_order=_type(q.SALES_ORDER),
-                                 ids=sql_ids(chunk))
+        orders = self._bulk(q.ORDERS_BY_ID, q.ORDER_KEYS, "ids", sorted(ids, key=int), sql_ids,
+                            sales_order=_type(q.SALES_ORDER))
         return {u.key: u for u in self._units(orders, as_of)
                 if u.key in wanted or u.order_id in whole}
 
@@ -158,13 +157,30 @@ class RestGateway:
     def _grouped(self, template: str, keys: Sequence[Key], ids: list[Any],
                  **values: Literal) -> dict[str, list[Row]]:
         by_order: dict[str, list[Row]] = defaultdict(list)
-        for chunk in chunks(ids):
-            for row in self._rows(template, keys, ids=sql_ids(chunk), **values):
-                by_order[records.text(row, "transaction")].append(row)
+        for row in self._bulk(template, keys, "ids", ids, sql_ids, **values):
+            by_order[records.text(row, "transaction")].append(row)
         return by_order
 
     def _rows(self, template: str, keys: Sequence[Key], **values: Literal) -> Iterator[Row]:
         return keyset_rows(self.client.suiteql, template, keys, values)
+
+    def _bulk(self, template: str, keys: Sequence[Key], name: str, values: Sequence[Any],
+              literal: Callable[[Iterable[Any]], Literal], **fixed: Literal) -> list[Row]:
+        """All rows for an IN list of ``values``: chunks and their later pages at once."""
+        if not values:
+            return []
+        chunk = 500 if literal is sql_texts else MAX_IN_LIST
+        return in_list_rows(self.client.suiteql, self._run, template, keys, name, values,
+                            literal, fixed=fixed, chunk=chunk,
+                            parallel=self.client.options.concurrency)
+
+    def _run(self, thunks: list[Callable[[], list[Row]]]) -> list[list[Row]]:
+        """Independent queries at once (the client's semaphore bounds what is in flight)."""
+        if len(thunks) == 1:
+            return [thunks[0]()]
+        with ThreadPoolExecutor(max_workers=min(len(thunks), self.client.options.concurrency),
+                                thread_name_prefix="netsuite-read") as pool:
+            return list(pool.map(lambda thunk: thunk(), thunks))
 
     # -- creating ------------------------------------------------------------------------
 
@@ -246,12 +262,9 @@ class RestGateway:
 
     def _taken(self, keys: Sequence[str]) -> dict[str, str]:
         """Which external ids already name an invoice: lower-case key → internal id."""
-        taken: dict[str, str] = {}
-        for chunk in chunks(sorted({k.upper() for k in keys})):
-            for row in self._rows(q.INVOICE_IDS_BY_EXTERNAL_ID, q.ID_KEYS,
-                                  invoice=_type(q.INVOICE), external_ids=sql_texts(chunk)):
-                taken[records.text(row, "externalid").lower()] = records.text(row, "id")
-        return taken
+        rows = self._bulk(q.INVOICE_IDS_BY_EXTERNAL_ID, q.ID_KEYS, "external_ids",
+                          sorted({k.upper() for k in keys}), sql_texts, invoice=_type(q.INVOICE))
+        return {records.text(row, "externalid").lower(): records.text(row, "id") for row in rows}
 
     def _read_back(self, ids: list[str]) -> dict[str, Invoice]:
         """The new invoices as NetSuite made them, in one go; if that fails they are still
@@ -267,23 +280,21 @@ class RestGateway:
     # -- looking up ----------------------------------------------------------------------
 
     def find_invoices(self, external_ids: Sequence[str]) -> dict[str, Invoice]:
-        found: dict[str, Invoice] = {}
-        for chunk in chunks(sorted({e.upper() for e in external_ids})):
-            for inv in self._invoices(q.INVOICES_BY_EXTERNAL_ID, external_ids=sql_texts(chunk)):
-                found[inv.key.lower()] = inv
+        found = {inv.key.lower(): inv for inv in self._invoices(
+            q.INVOICES_BY_EXTERNAL_ID, "external_ids", sorted({e.upper() for e in external_ids}),
+            sql_texts)}
         return {e: found[e.lower()] for e in external_ids if e.lower() in found}
 
     def read_invoices(self, netsuite_ids: Sequence[str]) -> dict[str, Invoice]:
         ids = sorted({str(i) for i in netsuite_ids if str(i).isascii() and str(i).isdigit()},
                      key=int)
-        found: dict[str, Invoice] = {}
-        for chunk in chunks(ids):
-            found |= {inv.netsuite_id or "": inv
-                      for inv in self._invoices(q.INVOICES_BY_ID, ids=sql_ids(chunk))}
-        return found
+        return {inv.netsuite_id or "": inv
+                for inv in self._invoices(q.INVOICES_BY_ID, "ids", ids, sql_ids)}
 
-    def _invoices(self, template: str, **values: Literal) -> list[Invoice]:
-        rows = self._rows(template, q.INVOICE_LINE_KEYS, invoice=_type(q.INVOICE), **values)
+    def _invoices(self, template: str, name: str, values: Sequence[Any],
+                  literal: Callable[[Iterable[Any]], Literal]) -> list[Invoice]:
+        rows = self._bulk(template, q.INVOICE_LINE_KEYS, name, values, literal,
+                          invoice=_type(q.INVOICE))
         out = []
         for group in _by_id(rows):
             try:
@@ -297,12 +308,9 @@ class RestGateway:
                                since: dt.date) -> list[InvoiceSummary]:
         ids = sorted({str(c) for c in customer_ids if str(c).isascii() and str(c).isdigit()},
                      key=int)
-        out: list[InvoiceSummary] = []
-        for chunk in chunks(ids):
-            out += map(records.summary, self._rows(
-                q.INVOICE_SUMMARIES, q.ID_KEYS, invoice=_type(q.INVOICE),
-                customers=sql_ids(chunk), since=sql_date(since)))
-        return sorted(out, key=lambda s: int(s.netsuite_id))
+        rows = self._bulk(q.INVOICE_SUMMARIES, q.ID_KEYS, "customers", ids, sql_ids,
+                          invoice=_type(q.INVOICE), since=sql_date(since))
+        return [records.summary(row) for row in rows]
 
     def tax_codes(self) -> dict[str, TaxCode]:
         """The account's tax codes (one SuiteQL; the cycle reads them once)."""

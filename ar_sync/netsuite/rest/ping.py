@@ -16,6 +16,7 @@ one; the first run does.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -114,6 +115,9 @@ def _table(client: RestClient, label: str, template: str, keys: tuple[Key, ...],
 
 
 def format_checks(checks: list[Check]) -> str:
-    """One line per check, fitting 100 columns where NetSuite's own words allow."""
-    return "\n".join(f"{c.status:<5} {c.what}: {c.detail}" if c.detail else
-                     f"{c.status:<5} {c.what}" for c in checks)
+    """One check per paragraph, wrapped at 100 columns (continuation lines indented)."""
+    return "\n".join(textwrap.fill(f"{c.status:<5} {c.what}" + (f": {c.detail}" if c.detail
+                                                                 else ""),
+                                   width=100, subsequent_indent=" " * 6,
+                                   break_on_hyphens=False, break_long_words=False)
+                     for c in checks)

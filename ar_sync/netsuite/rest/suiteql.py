@@ -154,32 +154,42 @@ Fetch = Callable[[str, int], Mapping[str, Any]]  # (query, limit) -> one SuiteQL
 
 def keyset_rows(fetch: Fetch, template: str, keys: Sequence[Key],
                 values: Mapping[str, Literal] | None = None,
-                limit: int = PAGE_LIMIT) -> Iterator[Row]:
+                limit: int = PAGE_LIMIT, after: tuple[int, ...] | None = None) -> Iterator[Row]:
     """Every row of ``template`` (which holds ``{after}`` and ends ``ORDER BY`` the keys),
-    one page per request, each page starting after the last key of the one before."""
-    after: tuple[int, ...] | None = None
+    one page per request, each page starting after the last key of the one before (the
+    first after ``after`` when given)."""
     while True:
-        query = render(template, after=_after(keys, after), **(values or {}))
+        query = render(template, after=after_key(keys, after), **(values or {}))
         page = fetch(query, limit)
         items: list[Row] = list(page.get("items") or [])
         yield from items
         if not page.get("hasMore"):
             return
-        last = tuple(_key_value(items[-1], k) for k in keys) if items else None
+        last = last_key(items, keys)
         if last is None or (after is not None and last <= after):
             raise FatalError("SuiteQL paging did not advance (hasMore with no new rows): "
                              "the query's ORDER BY must match its keys")
         after = last
 
 
-def _after(keys: Sequence[Key], last: tuple[int, ...] | None) -> Literal:
+def last_key(rows: Sequence[Row], keys: Sequence[Key]) -> tuple[int, ...] | None:
+    """The paging key of the last of ``rows`` (None when there are none)."""
+    return tuple(_key_value(rows[-1], k) for k in keys) if rows else None
+
+
+def sort_key(keys: Sequence[Key]) -> Callable[[Row], tuple[int, ...]]:
+    """Orders rows as the queries' ``ORDER BY`` on the keys does."""
+    return lambda row: tuple(_key_value(row, k) for k in keys)
+
+
+def after_key(keys: Sequence[Key], last: tuple[int, ...] | None) -> Literal:
     """``a > 5`` or ``(a > 5 OR (a = 5 AND b > 2))``; ``1 = 1`` on the first page."""
     if last is None:
         return Literal("1 = 1")
     if len(keys) == 1:
         return Literal(f"{keys[0].expr} > {sql_id(last[0]).sql}")
     first, rest = keys[0], keys[1:]
-    inner = _after(rest, last[1:]).sql
+    inner = after_key(rest, last[1:]).sql
     value = sql_id(last[0]).sql
     return Literal(f"({first.expr} > {value} OR ({first.expr} = {value} AND {inner}))")
 
@@ -192,3 +202,46 @@ def _key_value(row: Row, key: Key) -> int:
         return int(sql_id(value).sql)
     except QueryValueError:
         raise FatalError(f"SuiteQL paging key {key.column}={value!r} is not an id") from None
+
+
+Run = Callable[[list[Callable[[], list[Row]]]], list[list[Row]]]  # thunks, run concurrently
+
+
+def in_list_rows(fetch: Fetch, run: Run, template: str, keys: Sequence[Key], name: str,
+                 values: Sequence[Any], literal: Callable[[Iterable[Any]], Literal], *,
+                 fixed: Mapping[str, Literal] | None = None, chunk: int = 500,
+                 parallel: int = 2) -> list[Row]:
+    """Every row of ``template`` for ``{name}`` = an IN list of ``values``, in key order, in as
+    few round trips as keyset paging allows.
+
+    Keyset pages of one query come one after the other, so each chunk of the IN list asks
+    for its first page; when that says ``hasMore``, the rest (rows after its last key) is
+    asked for disjoint groups of the chunk's values at once, sized by ``totalResults``.
+    About as many requests as page after page, and two round trips instead of one per page.
+    """
+    fixed = dict(fixed or {})
+
+    def one_chunk(part: Sequence[Any]) -> list[Row]:
+        page = fetch(render(template, after=after_key(keys, None), **fixed,
+                            **{name: literal(part)}), PAGE_LIMIT)
+        rows: list[Row] = list(page.get("items") or [])
+        if not page.get("hasMore"):
+            return rows
+        left = int(page.get("totalResults") or 0) - len(rows)
+        groups = _split(part, min(parallel, max(2, -(-left // 900))) if left > 0 else parallel)
+        after = last_key(rows, keys)
+        rests = run([lambda g=g: list(keyset_rows(fetch, template, keys, fixed | {  # type: ignore[misc]
+            name: literal(g)}, after=after)) for g in groups])
+        return rows + sorted((r for rest in rests for r in rest), key=sort_key(keys))
+
+    parts = run([lambda p=p: one_chunk(p) for p in chunks(values, chunk)])  # type: ignore[misc]
+    rows = [r for part in parts for r in part]
+    return sorted(rows, key=sort_key(keys)) if len(parts) > 1 else rows
+
+
+def _split(values: Sequence[Any], n: int) -> list[Sequence[Any]]:
+    """``values`` in ``n`` contiguous groups of nearly equal size (none empty)."""
+    n = max(1, min(n, len(values)))
+    size, extra = divmod(len(values), n)
+    bounds = [i * size + min(i, extra) for i in range(n + 1)]
+    return [values[bounds[i]:bounds[i + 1]] for i in range(n)]
