@@ -215,6 +215,7 @@ class Invoice:
     contract_start: dt.date | None = None
     contract_end: dt.date | None = None
     renews_term_ending: dt.date | None = None
+    buyer_reference: str = ""  # the customer's reference for routing (Peppol BT-10), if any
     discount_total: Decimal = Decimal(0)  # a positive number, subtracted from the subtotal
     shipping: Decimal = Decimal(0)
     is_credit: bool = False

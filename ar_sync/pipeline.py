@@ -16,6 +16,7 @@ record never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -518,10 +519,22 @@ class Cycle:
             return
         self._deliver(key, row["channel"], invoice, row["state"] == State.RETRY, record_check)
 
+    def addressed(self, invoice: Invoice) -> Invoice:
+        """The invoice as its channel needs it: the AP mailbox and buyer reference from the
+        customer requirements library win over the NetSuite record (the checks used them)."""
+        req = self.settings.requirements.get(invoice.customer.entity_id)
+        if req is None or not (req.ap_email or req.buyer_reference):
+            return invoice
+        customer = dataclasses.replace(invoice.customer,
+                                       email=req.ap_email or invoice.customer.email)
+        return dataclasses.replace(invoice, customer=customer,
+                                   buyer_reference=req.buyer_reference or invoice.buyer_reference)
+
     def _deliver(self, key: str, channel: str, invoice: Invoice, retried: bool,
                  record_check: Callable[[], None]) -> None:
         """Render and submit; ``record_check`` is written in the same transaction as the
         delivery's intent (or its failure), so the check and the attempt go together."""
+        invoice = self.addressed(invoice)
         if channel in self.broken_channels:
             with self.store.transaction():
                 record_check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -323,3 +324,27 @@ def test_a_unit_netsuite_stops_listing_before_it_is_invoiced_is_held_not_lost(
     cycle(settings, inner).run()
     unit = next(u for u in units_by_state(settings).values() if u["order_number"] == order)
     assert (unit["state"], unit["hold_reason"]) == (State.HELD, "netsuite.not_billable")
+
+
+class Capturing(OutboxConnector):
+    sent: list[Invoice] = []
+
+    def submit(self, invoice: Invoice, document: Any) -> DeliveryOutcome:
+        Capturing.sent.append(invoice)
+        return super().submit(invoice, document)
+
+
+def test_channels_get_the_ap_mailbox_and_buyer_reference_from_the_library(
+        settings: Settings) -> None:
+    entity = next(e for e, r in settings.requirements.items() if r.channel == "email"
+                  and r.ap_email)
+    req = settings.requirements[entity]
+    settings.requirements[entity] = dataclasses.replace(
+        req, ap_email="invoices@library.example.com", buyer_reference="REF-7")
+    Capturing.sent = []
+    channel = Capturing("email", {"directory": settings.base / "outbox" / "email"})
+    cycle(settings, SandboxGateway.open(settings.sandbox_path),
+          connectors={"email": channel}).run()
+    mine = [i for i in Capturing.sent if i.customer.entity_id == entity]
+    assert mine and {(i.customer.email, i.buyer_reference) for i in mine} == {
+        ("invoices@library.example.com", "REF-7")}

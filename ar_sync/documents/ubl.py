@@ -57,7 +57,8 @@ def build(invoice: Invoice, seller: Seller, *, buyer_reference: str = "",
     root = etree.Element(f"{{{ROOT_NS[kind]}}}{kind}",
                          nsmap={None: ROOT_NS[kind], "cac": CAC,  # type: ignore[dict-item]
                                 "cbc": CBC})
-    b.head(root, buyer_reference or invoice.po_number or invoice.customer.entity_id)
+    b.head(root, buyer_reference or invoice.buyer_reference or invoice.po_number
+           or invoice.customer.entity_id)
     _party(etree.SubElement(root, f"{{{CAC}}}AccountingSupplierParty"), seller.peppol_id,
            seller.name, seller.address, seller.vat_id, seller.email)
     c = invoice.customer
