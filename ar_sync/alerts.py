@@ -47,7 +47,8 @@ def collect(store: Store, after_event: int) -> list[Alert]:
     """Alerts for what the events after ``after_event`` say happened."""
     alerts = []
     for e in store.conn.execute("SELECT key, kind, detail FROM events WHERE id > ? AND kind IN "
-                                "('held', 'channel_alert') ORDER BY id", (after_event,)):
+                                "('held', 'channel_alert', 'breaker_opened') ORDER BY id",
+                                (after_event,)):
         detail = json.loads(e["detail"])
         if e["kind"] == "held":
             unit = store.unit(e["key"])
@@ -57,6 +58,11 @@ def collect(store: Store, after_event: int) -> list[Alert]:
                    f"{unit['currency']}") if unit else ""
             alerts.append(Alert(f"held:{e['key']}:{rules}",
                                 f"HELD {e['key']} {who}: {rules} — {first}"))
+        elif e["kind"] == "breaker_opened":
+            name = detail.get("breaker", "?")
+            alerts.append(Alert(f"breaker:{name}", f"CIRCUIT OPEN for {name} after "
+                                f"{detail.get('failures')} failures, until {detail.get('until')}"
+                                f" (then one probe): {detail.get('reason', '')}"))
         else:
             channel = detail.get("channel", "?")
             problem = detail.get("problem", "")

@@ -145,6 +145,10 @@ class RetrySection(_Section):
     base_seconds: int = Field(default=60, ge=1)
     cap_seconds: int = Field(default=3600, ge=1)
     max_attempts: int = Field(default=8, ge=1)
+    # Circuit breakers (NetSuite, each channel): open after this many consecutive transient
+    # failures, stay open this long, then let one probe through.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: int = Field(default=300, ge=1)
 
 
 class HealthSection(_Section):

@@ -33,7 +33,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ar_sync import failpoints, log, playbook
+from ar_sync import breakers, failpoints, log, playbook
 from ar_sync.checks import CheckContext, Stage, approved, rules_version, run_checks
 from ar_sync.config import Settings
 from ar_sync.connector import Connector, open_connector
@@ -107,6 +107,9 @@ class Cycle:
         self.broken_channels: set[str] = set()
         self.unseen: set[str] = set()
         self._tax_codes: dict[str, TaxCode] | None = None
+        retry_cfg = settings.model.retry
+        self.breakers = breakers.Breakers(store, retry_cfg.breaker_threshold, dt.timedelta(
+            seconds=retry_cfg.breaker_cooldown_seconds))
         self._channels: dict[str, str] = {}  # channel of each unit drafted in this batch
         self._attempts: dict[str, int] = {}  # pending create attempt of each unit in the batch
 
@@ -116,6 +119,12 @@ class Cycle:
         """Run the cycle (restricted to ``only_keys`` for a rerun); FatalError propagates."""
         cycle_id = self.store.begin_cycle()
         self.log.info("cycle_started", as_of=self.as_of.isoformat(), only=only_keys)
+        if not self.breakers.allows(breakers.NETSUITE):
+            until = self.breakers.open_until(breakers.NETSUITE)
+            self.log.warning("netsuite_circuit_open", until=until)
+            self.store.end_cycle(cycle_id, "skipped", self.report.as_dict() | {
+                "reason": f"NetSuite circuit open until {until}"})
+            return self.report
         try:
             self.reconcile()
             if only_keys is None:
@@ -535,6 +544,8 @@ class Cycle:
         """Render and submit; ``record_check`` is written in the same transaction as the
         delivery's intent (or its failure), so the check and the attempt go together."""
         invoice = self.addressed(invoice)
+        if not self.breakers.allows(breakers.channel(channel)):
+            self.broken_channels.add(channel)
         if channel in self.broken_channels:
             with self.store.transaction():
                 record_check()
@@ -567,6 +578,7 @@ class Cycle:
         except (TransientError, FatalError) as exc:
             self._channel_failed(key, channel, exc, attempt)
             return
+        self.breakers.succeeded(breakers.channel(channel))  # it answered, yes or no
         if outcome.status is OutcomeStatus.REJECTED and playbook.after_rejection(
                 self, key, channel, invoice, attempt, outcome):
             return  # the remediation playbook took it (resubmitted, reconciled or held)
@@ -600,6 +612,9 @@ class Cycle:
 
     def _channel_failed(self, key: str, channel: str, exc: ArSyncError,
                         attempt: int | None = None) -> None:
+        if isinstance(exc, TransientError) and self.breakers.failed(
+                breakers.channel(channel), f"{type(exc).__name__}: {exc}"):
+            self.broken_channels.add(channel)  # open: the rest of the cycle leaves it alone
         if isinstance(exc, FatalError):
             self.log.error("channel_unusable", channel=channel, error=str(exc))
             playbook.alert_channel(self, channel, str(exc))  # one alert, channel stopped
@@ -675,6 +690,9 @@ class Cycle:
             self.log.warning("netsuite_retry", call=fn.__name__, attempt=state.attempt_number,
                              error=str(state.outcome.exception()))
 
+        if not self.breakers.allows(breakers.NETSUITE):
+            raise TransientError("NetSuite circuit is open until "
+                                 f"{self.breakers.open_until(breakers.NETSUITE)}")
         wrapped = retry(
             retry=retry_if_exception(lambda e: isinstance(e, TransientError)
                                      and not isinstance(e, AmbiguousError)),
@@ -682,7 +700,13 @@ class Cycle:
             wait=wait_random_exponential(multiplier=cfg.in_call_wait_seconds,
                                          max=cfg.in_call_wait_seconds * 8),
             before_sleep=log_retry, reraise=True)(fn)
-        return wrapped(*args)
+        try:
+            result = wrapped(*args)
+        except TransientError as exc:
+            self.breakers.failed(breakers.NETSUITE, f"{fn.__name__}: {exc}")
+            raise
+        self.breakers.succeeded(breakers.NETSUITE)
+        return result
 
 
 def _before_creation(row: Any) -> bool:

@@ -204,6 +204,15 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         at TEXT NOT NULL
     )
     """,
+    # 7: circuit breakers per NetSuite account and per channel
+    """
+    CREATE TABLE breakers (
+        name TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        open_until TEXT,
+        updated_at TEXT NOT NULL
+    )
+    """,
 ]
 
 SERVICE = "ar-sync"

@@ -17,8 +17,11 @@ def status_data(store: Store) -> dict[str, Any]:
         "SELECT state, COUNT(*) AS n, MIN(updated_at) AS oldest FROM units GROUP BY state")}
     last = store.rows("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
     ok = store.rows("SELECT * FROM cycles WHERE outcome = 'ok' ORDER BY id DESC LIMIT 1")
+    breakers = {r["name"]: {"failures": r["failures"], "open_until": r["open_until"]}
+                for r in store.rows("SELECT name, failures, open_until FROM breakers")}
     return {
         "state_file": str(store.path),
+        "breakers": breakers,
         "units": states,
         "last_cycle": _cycle(last[0]) if last else None,
         "last_successful_cycle": _cycle(ok[0]) if ok else None,
@@ -41,6 +44,12 @@ def format_status(data: dict[str, Any]) -> str:
             lines.append(f"{state:<12} {u['count']:>7}  {u['oldest']}")
     if not data["units"]:
         lines.append("(no invoices yet: run `ar-sync run --once`)")
+    if data.get("breakers"):
+        lines.append("")
+        for name, b in sorted(data["breakers"].items()):
+            state = (f"CIRCUIT OPEN until {_when(b['open_until'])} UTC" if b["open_until"]
+                     else "ok" if not b["failures"] else f"{b['failures']} failure(s) in a row")
+            lines.append(f"{name:<24} {state}")
     for label, key in (("Last cycle", "last_cycle"), ("Last success", "last_successful_cycle")):
         c = data[key]
         if c:
