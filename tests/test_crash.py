@@ -120,6 +120,14 @@ def assert_same_as_reference(config: Path, reference: dict[str, Any]) -> None:
     assert sorted(got["files"]) == delivered, "each delivery exactly once"
     assert sorted(got["ok_deliveries"]) == delivered, "one successful delivery attempt each"
     assert got["pending"] == 0 and got["integrity"] == "ok"
+    from ar_sync.audit import verify
+    from ar_sync.store import Store
+
+    store = Store.open(config.parent / "state" / "ar-sync.db")
+    try:
+        assert verify(store)[1] is None, "the audit chain survives every kill"
+    finally:
+        store.close()
 
 
 # Where to stop, and at which passes of that point: spread over the whole run.
