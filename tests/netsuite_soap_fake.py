@@ -11,7 +11,8 @@ A real HTTP server (``ThreadingHTTPServer`` on 127.0.0.1, port 0) over NetSuite'
 * answers are built with zeep from the WSDL's own types and validated against the XSDs too
   (``invalid_responses`` must stay empty); faults are shaped as NetSuite shapes them
   (``soapenv:Server.userException``, ``detail/platformFaults:*Fault/code+message``);
-* search pages are served by ``searchMoreWithId`` from a stored search id;
+* search pages are served by ``searchMoreWithId`` from a stored search id; ``get`` reads
+  one record, ``update`` sets an invoice's ``otherRefNum`` through the sandbox;
 * injectable: faults per operation (concurrency, ``UnexpectedErrorFault``, invalid
   credentials, HTTP 5xx, slow answers), an ``addList`` record limit
   (``ExceededRecordCountFault``), expired search ids, empty pages in the middle, and
@@ -130,6 +131,7 @@ class FakeSoap:
         self.record_errors: dict[str, tuple[str, str]] = {}  # externalId -> (code, message)
         self.after_submit_failed: set[str] = set()
         self.max_add_records = 200
+        self.updates: list[tuple[str, str, list[str]]] = []  # (record type, id, fields sent)
         self.empty_pages: set[int] = set()  # page indexes answered empty (records come later)
         self.stats = Stats()
         self.invalid: list[str] = []
@@ -283,6 +285,14 @@ class FakeSoap:
                                      "RCRD_DSNT_EXIST", "That record does not exist.")))
             return msgs.ReadResponseList(status=core.Status(isSuccess=True),
                                          readResponse=responses)
+        if operation == "get":
+            ref = body.baseRef
+            record = a.record(str(ref.type), str(ref.internalId or ""))
+            return (msgs.ReadResponse(status=core.Status(isSuccess=True), record=record)
+                    if record is not None else msgs.ReadResponse(status=self._status(
+                        "RCRD_DSNT_EXIST", "That record does not exist.")))
+        if operation == "update":
+            return self.update(body.record)
         if operation == "initializeList":
             responses = []
             for item in body.initializeRecord:
@@ -323,6 +333,27 @@ class FakeSoap:
                 "USER_ERROR", "An afterSubmit script failed: TypeError", after_submit=True),
                 baseRef=ref)
         return msgs.WriteResponse(status=core.Status(isSuccess=True), baseRef=ref)
+
+    def update(self, record: Any) -> Any:
+        """``update`` of an invoice's ``otherRefNum`` (the one update ar-sync makes), through
+        the sandbox; the fields sent are kept in ``updates`` for tests to look at."""
+        core, msgs = self.account.core, self.client.type_factory(self.ns["messages"])
+        kind = record._xsd_type.name if hasattr(record, "_xsd_type") else type(record).__name__
+        internal_id = str(record.internalId or "")
+        sent = sorted(k for k, v in record.__values__.items() if v is not None)
+        with self._lock:
+            self.updates.append((kind, internal_id, sent))
+        if kind != "Invoice" or set(sent) - {"internalId", "otherRefNum"}:
+            raise _Fault(("unexpectedErrorFault", "UNEXPECTED_ERROR",
+                          f"the fake updates only an invoice's otherRefNum, not {kind} {sent}"))
+        if self.account.doc("invoices", internal_id) is None:
+            return msgs.WriteResponse(status=self._status("RCRD_DSNT_EXIST",
+                                                          "That record does not exist."))
+        if record.otherRefNum is not None:
+            with self._lock:
+                self.account.sandbox.set_invoice_po(internal_id, str(record.otherRefNum))
+        return msgs.WriteResponse(status=core.Status(isSuccess=True), baseRef=core.RecordRef(
+            internalId=internal_id, type="invoice"))
 
     def _status(self, code: str, message: str, after_submit: bool = False) -> Any:
         core = self.account.core

@@ -15,6 +15,10 @@
   error holds that unit with NetSuite's code and message and the rest goes on.
   ``addList`` is safe to resend: NetSuite refuses a second invoice under the same
   external id. The new invoices are read back with ``getList``.
+* **The playbook's PO** (:class:`~ar_sync.netsuite.gateway.PurchaseOrderSource`): the
+  order's ``otherRefNum`` with one ``get``; a corrected PO goes on the invoice with
+  ``update`` carrying only the internal id and ``otherRefNum`` (NetSuite leaves every field
+  not sent untouched), and the invoice is read back with ``getList``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 
 DUPLICATE_CODES = frozenset({"DUP_RCRD"})  # UNVERIFIED (reference §10.1): DUP_RCRD assumed
 EXPIRED_SEARCH = "INVALID_JOB_ID"
+MISSING_RECORD = "RCRD_DSNT_EXIST"
 BILLABLE = ("_salesOrderPendingBilling", "_salesOrderPendingBillingPartiallyFulfilled")
 
 
@@ -315,6 +320,52 @@ class SoapGateway:
         codes = [records.tax_code(r) for page in self._search(search, "reading tax codes",
                                                               lines=False) for r in page]
         return {t.code: t for t in codes}
+
+    # -- the playbook's PO (PurchaseOrderSource) ----------------------------------------
+
+    def current_po(self, order_id: str) -> str:
+        """The sales order's PO (``otherRefNum``) now: one ``get``; ``""`` when the order has
+        none or NetSuite has no such order (as the sandbox answers)."""
+        order_id = str(order_id)
+        if not (order_id.isascii() and order_id.isdigit()):
+            return ""
+        c = self.client
+        answer = c.call("get", f"reading sales order {order_id}'s PO",
+                        baseRef=c.core.RecordRef(internalId=order_id, type="salesOrder"))
+        if not answer.status.isSuccess:
+            code, message = _status(answer.status)
+            if code == MISSING_RECORD:
+                return ""
+            raise RejectedError(f"NetSuite: {message}", code="NETSUITE_REFUSED",
+                                remote_code=code, field="otherRefNum")
+        return str(getattr(answer.record, "otherRefNum", None) or "")
+
+    def set_invoice_po(self, netsuite_id: str, po: str) -> Invoice:
+        """``update`` of the invoice with its internal id and ``otherRefNum`` only (NetSuite
+        leaves every field not sent as it is), then the invoice read back as NetSuite holds
+        it. Safe to resend: setting the same PO again changes nothing."""
+        c, netsuite_id = self.client, str(netsuite_id)
+        answer = c.call("update", f"updating invoice {netsuite_id}'s PO",
+                        record=c.sales.Invoice(internalId=netsuite_id, otherRefNum=po),
+                        preferences=c.messages.Preferences(warningAsError=False))
+        status = answer.status
+        if not status.isSuccess:
+            code, message = _status(status)
+            if not any(d.afterSubmitFailed for d in status.statusDetail or []):
+                raise RejectedError(f"NetSuite: {message}", code="NETSUITE_REFUSED",
+                                    remote_code=code,
+                                    field=_field_of(message) or (
+                                        "id" if code in (MISSING_RECORD, "INVALID_KEY_OR_REF")
+                                        else "otherRefNum"))
+            # saved; only a script after saving failed
+            self.log.warning("invoice_after_submit_failed", netsuite_id=netsuite_id,
+                             message=message)
+        invoice = self.read_invoices([netsuite_id]).get(netsuite_id)
+        if invoice is None:
+            raise RejectedError(f"NetSuite took the PO on invoice {netsuite_id} but the "
+                                "invoice could not be read back", code="NETSUITE_REFUSED",
+                                field="id")
+        return invoice
 
     # -- plumbing ------------------------------------------------------------------------
 
