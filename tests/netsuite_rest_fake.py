@@ -18,6 +18,10 @@ wire, not against mocks:
   ``totalResults``; lower-case keys, NULL columns left out;
 * ``POST …/record/v1/salesOrder/{id}/!transform/invoice``: 204 + ``Location``; unknown
   field names refused under ``X-NetSuite-PropertyNameValidation: Error``;
+* ``PATCH …/record/v1/invoice/{id}``: 204; sets ``otherRefNum`` through the sandbox's
+  ``set_invoice_po`` (the one field the fake can update: any other name is refused under
+  ``X-NetSuite-PropertyNameValidation: Error``, else ignored with ``X-NetSuite-Warning``);
+  an unknown id is a 404 ``NONEXISTENT_ID``; each accepted body is kept in ``patches``;
 * errors in NetSuite's shape (``type``, ``title``, ``status``, ``o:errorDetails``);
 * a role's permissions (``permissions``), an account concurrency limit answered with 429,
   a response time (``latency``: the fake's own work is part of it), and injectable faults:
@@ -46,7 +50,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography import x509
-from netsuite_rest_fake_data import LINE_FIELDS, TRANSFORM_FIELDS, FakeAccount, Refusal
+from netsuite_rest_fake_data import (
+    LINE_FIELDS,
+    PATCH_FIELDS,
+    TRANSFORM_FIELDS,
+    FakeAccount,
+    Refusal,
+)
 from netsuite_rest_fake_setup import (
     ACCOUNT,
     CLIENT_ID,
@@ -82,7 +92,8 @@ PERMISSIONS = frozenset({"rest_webservices", "suiteanalytics", "customers", "sal
 ROUTES = (("token", "POST", re.compile(r"/services/rest/auth/oauth2/v1/token")),
           ("suiteql", "POST", re.compile(r"/services/rest/query/v1/suiteql")),
           ("transform", "POST", re.compile(
-              r"/services/rest/record/v1/salesOrder/(?P<id>[^/]+)/!transform/invoice")))
+              r"/services/rest/record/v1/salesOrder/(?P<id>[^/]+)/!transform/invoice")),
+          ("patch", "PATCH", re.compile(r"/services/rest/record/v1/invoice/(?P<id>[^/]+)")))
 ERROR_TYPE = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
 
 
@@ -139,6 +150,7 @@ class FakeNetSuite:
         self.faults: list[Fault] = []
         self.stats = Stats()
         self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.patches: list[tuple[str, dict[str, Any]]] = []  # (invoice id, body) applied
         self.tokens: dict[str, float] = {}
         self._nonces: set[str] = set()
         self._lock = threading.Lock()
@@ -266,6 +278,8 @@ class FakeNetSuite:
                 return self._suiteql(handler, query, body)
             if route == "transform":
                 return self._transform(handler, match["id"], body)
+            if route == "patch":
+                return self._patch_invoice(handler, match["id"], body)
             return error(404, "INVALID_URL", f"No such resource: {method} {handler.path}",
                          title="Not Found")
         except Refusal as exc:
@@ -399,6 +413,33 @@ class FakeNetSuite:
         new_id = self.account.transform(order_id, data)
         return 204, {"Location": f"{self.url}/record/v1/invoice/{new_id}"}, b""
 
+    def _patch_invoice(self, handler: _Handler, invoice_id: str, body: bytes) -> Answer:
+        """``PATCH record/v1/invoice/{id}``: update the fields sent (``otherRefNum`` only)."""
+        self._permit("invoices", "Transactions > Invoice")
+        try:
+            data = json.loads(body or b"{}", parse_float=Decimal)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise Refusal(400, "INVALID_CONTENT", "The request body is not a JSON object.")
+        unknown = [k for k in data if k not in PATCH_FIELDS]
+        headers: dict[str, str] = {}
+        if unknown:
+            if handler.headers.get("X-NetSuite-PropertyNameValidation", "").lower() == "error":
+                raise Refusal(400, "NONEXISTENT_FIELD", f"Invalid field name: {unknown[0]}.",
+                              unknown[0])
+            headers["X-NetSuite-Warning"] = f"Invalid field name: {unknown[0]}. Ignored."
+        if "otherRefNum" in data:
+            if not isinstance(data["otherRefNum"], str):
+                raise Refusal(400, "INVALID_FLD_VALUE", "Invalid value for field otherRefNum.",
+                              "otherRefNum")
+            self.account.set_invoice_po(invoice_id, data["otherRefNum"])
+        else:
+            self.account.invoice_exists(invoice_id)
+        with self._lock:
+            self.patches.append((invoice_id, data))
+        return 204, headers, b""
+
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -436,6 +477,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.fake.handle(self, "GET")  # type: ignore[attr-defined]
+
+    def do_PATCH(self) -> None:
+        self.server.fake.handle(self, "PATCH")  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -184,6 +184,8 @@ UNION SELECT json_extract(j.value, '$.item') FROM main.invoices s, json_each(s.d
 TRANSFORM_FIELDS = frozenset({"externalId", "tranDate", "otherRefNum", "memo", "startDate",
                               "endDate", "item"})
 LINE_FIELDS = frozenset({"orderLine", "quantity", "rate", "amount"})
+PATCH_FIELDS = frozenset({"otherRefNum"})  # what PATCH record/v1/invoice/{id} can update
+_INTERNAL_ID = re.compile(r"[0-9]{1,18}")
 
 
 class Refusal(Exception):
@@ -315,6 +317,26 @@ class FakeAccount:
         assert isinstance(result, RejectedError), result
         raise Refusal(400, result.remote_code or "USER_ERROR", str(result), result.field)
 
+    def set_invoice_po(self, invoice_id: str, po: str) -> None:
+        """``PATCH record/v1/invoice/{id}`` with ``otherRefNum``, through the sandbox."""
+        self.invoice_exists(invoice_id)
+        with self._lock:  # a write and its refresh, together
+            before = self._version()
+            try:
+                self.sandbox.set_invoice_po(invoice_id, po)
+            except RejectedError:
+                raise _no_invoice(invoice_id) from None
+            except TransientError as exc:
+                raise Refusal(503, "UNEXPECTED_ERROR", str(exc)) from None
+            self._refresh(None if before != self._seen else [int(invoice_id)])
+            self._seen = self._version()
+
+    def invoice_exists(self, invoice_id: str) -> None:
+        """Refuse, as NetSuite does, a record path whose invoice does not exist."""
+        if not _INTERNAL_ID.fullmatch(invoice_id) or not self.sandbox.read_invoices(
+                [invoice_id]):
+            raise _no_invoice(invoice_id)
+
     def _draft(self, order: dict[str, Any], body: dict[str, Any]) -> Invoice:
         """The invoice the transform makes: the order's lines (or the instalment's, by the
         key's date), with the body's quantities, rates and amounts."""
@@ -354,6 +376,11 @@ class FakeAccount:
         rate = Decimal(str(item.get("rate", line.rate)))
         return dataclasses.replace(line, quantity=quantity, rate=rate,
                                    amount=Decimal(str(item.get("amount", quantity * rate))))
+
+
+def _no_invoice(invoice_id: str) -> Refusal:
+    return Refusal(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid "
+                   f"record instance ID: invoice {invoice_id}.")
 
 
 def _date(value: object) -> dt.date | None:

@@ -128,11 +128,13 @@ def is_permission_problem(body: NetSuiteErrorBody) -> bool:
     return body.status == 400 and any(word in text for word in _PERMISSION_WORDS)
 
 
-def classify(body: NetSuiteErrorBody, *, what: str, external_id: str = "") -> ArSyncError:
+def classify(body: NetSuiteErrorBody, *, what: str, external_id: str = "",
+             record: bool = False) -> ArSyncError:
     """The error for a failed request about ``what`` (e.g. ``"creating invoice so:1:..."``).
 
-    ``external_id`` is set for record writes: a 4xx there is the record's problem; on a
-    read, a 4xx means our query or the account changed shape, which no retry fixes.
+    ``external_id`` is set for record creates and ``record`` for updates of one record: a
+    4xx there is the record's problem; on a read, a 4xx means our query or the account
+    changed shape, which no retry fixes.
     """
     if body.status == 429 or body.status >= 500:
         kind = NetSuiteServerError if body.netsuite and body.status >= 500 else TransientError
@@ -145,7 +147,7 @@ def classify(body: NetSuiteErrorBody, *, what: str, external_id: str = "") -> Ar
                           f"({body.describe()}); see README 'NetSuite REST: role permissions'")
     if external_id and (body.code in DUPLICATE_CODES or _says_duplicate(body)):
         return DuplicateExternalIdError(external_id)
-    if external_id and body.status in (400, 404, 409):
+    if (external_id or record) and body.status in (400, 404, 409):
         return RejectedError(body.message, code=REASONS.get(body.code, "NETSUITE_REFUSED"),
                              remote_code=body.code or str(body.status), field=body.path)
     return FatalError(f"NetSuite refused the request while {what} ({body.describe()}); "

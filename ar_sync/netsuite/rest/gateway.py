@@ -18,6 +18,10 @@ transform that may have landed without an answer. Found: it is ours. Not found a
 timeout or reset: ``AmbiguousError`` — the request may still be running, so the pipeline
 looks again next cycle. Not found after NetSuite itself answered 5xx: that request is
 over, so it is sent again (at most :data:`RESEND_LIMIT` times).
+
+The remediation playbook's :class:`~ar_sync.netsuite.gateway.PurchaseOrderSource`: the
+order's PO is one SuiteQL query; the invoice's PO is one ``PATCH /record/v1/invoice/{id}``
+with ``otherRefNum`` alone, then the invoice read back like a new one.
 """
 
 from __future__ import annotations
@@ -51,17 +55,20 @@ from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
 from ar_sync.netsuite.rest import queries as q
 from ar_sync.netsuite.rest import records
 from ar_sync.netsuite.rest.client import RestClient, dumps_exact
-from ar_sync.netsuite.rest.errors import NetSuiteServerError, classify
+from ar_sync.netsuite.rest.errors import NetSuiteErrorBody, NetSuiteServerError, classify
 from ar_sync.netsuite.rest.suiteql import (
     MAX_IN_LIST,
     PAGE_LIMIT,
     Key,
     Literal,
+    QueryValueError,
     in_list_rows,
     keyset_rows,
+    render,
     sql_date,
     sql_enum,
     sql_enums,
+    sql_id,
     sql_ids,
     sql_texts,
 )
@@ -317,6 +324,55 @@ class RestGateway:
         codes = map(records.tax_code, self._rows(q.TAX_CODES, q.TAX_CODE_KEYS))
         return {c.code: c for c in codes}
 
+    # -- the playbook's PO (PurchaseOrderSource) ----------------------------------------
+
+    def current_po(self, order_id: str) -> str:
+        """The sales order's PO (``otherRefNum``) now: one SuiteQL query; ``""`` when the
+        order has none or NetSuite has no such sales order (as the sandbox answers)."""
+        try:
+            order = sql_id(order_id)
+        except QueryValueError:
+            return ""  # not an internal id: nothing to ask NetSuite
+        query = render(q.ORDER_PO, order=order, sales_order=_type(q.SALES_ORDER))
+        items = list(self.client.suiteql(query, 1).get("items") or [])
+        return records.text(items[0], "otherrefnum") if items else ""
+
+    def set_invoice_po(self, netsuite_id: str, po: str) -> Invoice:
+        """``PATCH /record/v1/invoice/{id}`` with ``otherRefNum`` alone (NetSuite leaves every
+        field not sent as it is), then the invoice read back as NetSuite holds it.
+
+        Sent as idempotent: setting the same PO again changes nothing, so a 5xx, a 429 or a
+        request without an answer is resent by the client like a read. A 4xx is that
+        invoice's problem: ``RejectedError`` with NetSuite's code and message.
+        """
+        if not isinstance(po, str) or not po:
+            # clearing a body field over REST needs replaceSelectedFields (reference §2),
+            # UNVERIFIED; the playbook only ever sets a PO
+            raise ValueError(f"set_invoice_po needs a PO to set, got {po!r}")
+        try:
+            invoice_id = sql_id(netsuite_id).sql
+        except QueryValueError:
+            raise RejectedError(f"not a NetSuite internal id: {netsuite_id!r}",
+                                code="INVALID_REFERENCE", field="id") from None
+        what = f"updating invoice {invoice_id}'s PO"
+        response = self.client.request(
+            "PATCH", self.client.options.url(f"record/v1/invoice/{invoice_id}"),
+            kind="update", what=what, idempotent=True,
+            classifier=lambda body: _record_refusal(body, what),
+            headers={"Content-Type": "application/json",
+                     "X-NetSuite-PropertyNameValidation": "Error"},
+            data=dumps_exact({"otherRefNum": po}).encode("utf-8"))
+        if not 200 <= response.status_code < 300:
+            raise TransientError(f"NetSuite answered HTTP {response.status_code} while {what}")
+        if response.status_code != 204:
+            self.log.warning("netsuite_unexpected_status", what=what,
+                             status=response.status_code, expected=204)
+        invoice = self.read_invoices([invoice_id]).get(invoice_id)
+        if invoice is None:
+            raise RejectedError(f"NetSuite took the PO on invoice {invoice_id} but the invoice "
+                                "could not be read back", code="NETSUITE_REFUSED", field="id")
+        return invoice
+
 
 def transform_body(draft: Invoice) -> dict[str, Any]:
     """The transform's body: the unit key as externalId, its date, PO, period and lines."""
@@ -328,6 +384,16 @@ def transform_body(draft: Invoice) -> dict[str, Any]:
     body["item"] = {"items": [{"orderLine": ln.order_line, "quantity": ln.quantity,
                                "rate": ln.rate, "amount": ln.amount} for ln in draft.lines]}
     return body
+
+
+def _record_refusal(body: NetSuiteErrorBody, what: str) -> ArSyncError:
+    """An update of one record refused: a 4xx is ``RejectedError`` with NetSuite's code and
+    message (the field from ``o:errorPath``, else ``id`` for a missing record)."""
+    error = classify(body, what=what, record=True)
+    if isinstance(error, RejectedError) and not error.field:
+        missing = body.status == 404 or body.code in ("NONEXISTENT_ID", "INVALID_KEY_OR_REF")
+        error.field = "id" if missing else "otherRefNum"
+    return error
 
 
 def _type(name: str) -> Literal:

@@ -161,6 +161,10 @@ WHERE t.type = {invoice} AND t.entity IN {customers} AND t.trandate >= {since} A
 ORDER BY t.id"""
 ID_KEYS = (Key("t.id", "id"),)
 
+# The PO on one sales order now (the remediation playbook's ``current_po``): one row or none.
+ORDER_PO = ("SELECT otherrefnum FROM transaction WHERE id = {order} "
+            "AND type = {sales_order}")
+
 TAX_CODES = """\
 SELECT sti.id AS id, sti.itemid AS code, sti.rate AS rate, sti.description AS description
 FROM salestaxitem sti WHERE {after}
