@@ -425,8 +425,9 @@ class _Handler(BaseHTTPRequestHandler):
         """``/wsdl/netsuite.wsdl`` and ``/wsdl/xsd/*.xsd``: the WSDL as NetSuite publishes it."""
         fake: FakeSoap = self.server.fake  # type: ignore[attr-defined]
         name = self.path.removeprefix("/wsdl/").lstrip("./")
-        path = (fake.wsdl_path.parent / name).resolve()
-        if not self.path.startswith("/wsdl/") or fake.wsdl_path.parent not in path.parents \
+        home = fake.wsdl_path.parent.resolve()  # shared/ may be a link: compare real paths
+        path = (home / name).resolve()
+        if not self.path.startswith("/wsdl/") or home not in path.parents \
                 or not path.is_file():
             self.send_error(404)
             return
