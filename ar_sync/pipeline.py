@@ -532,7 +532,8 @@ class Cycle:
         """The invoice as its channel needs it: the AP mailbox and buyer reference from the
         customer requirements library win over the NetSuite record (the checks used them)."""
         req = self.settings.requirements.get(invoice.customer.entity_id)
-        if req is None or not (req.ap_email or req.buyer_reference):
+        if req is None or ((not req.ap_email or req.ap_email == invoice.customer.email)
+                           and req.buyer_reference == invoice.buyer_reference):
             return invoice
         customer = dataclasses.replace(invoice.customer,
                                        email=req.ap_email or invoice.customer.email)

@@ -55,8 +55,10 @@ from ar_sync.store import Store
 
 CHANNELS = ("coupa", "ariba", "peppol", "email")
 CONFIG = ('[netsuite]\napi = "sandbox"\nsandbox_file = "sandbox.db"\n[state]\npath = "state/'
-          'ar-sync.db"\n[billing]\ntimezone = "UTC"\n[requirements]\nlibrary = "customers.toml"'
+          'ar-sync.db"\n[billing]\ntimezone = "UTC"\nbatch_size = {batch}\n'
+          '[requirements]\nlibrary = "customers.toml"'
           '\n[delivery]\ndefault_channel = "email"\n[logging]\nlevel = "warning"\n')
+BATCH = [1000]  # --batch-size
 
 
 class Meter:
@@ -152,7 +154,7 @@ def prepare(workdir: Path, orders: int, anchor: date) -> Any:
     write_requirements_library(workdir / "customers.toml", {  # generated POs are free-form
         d["entityId"]: {"channel": d["custentity_ar_channel"], "po_required": False,
                         "ap_email": d["email"]} for d in docs})
-    (workdir / "ar-sync.toml").write_text(CONFIG + "".join(
+    (workdir / "ar-sync.toml").write_text(CONFIG.format(batch=BATCH[0]) + "".join(
         f'[channels.{c}]\nconnector = "outbox"\ndirectory = "outbox/{c}"\n' for c in CHANNELS))
     return account
 
@@ -271,7 +273,9 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0, metavar="N", help="top N local functions")
     p.add_argument("--scaling", action="store_true", help="peak memory at 2.5k/5k/10k orders")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--batch-size", type=int, default=1000, help="[billing] batch_size")
     args = p.parse_args()
+    BATCH[0] = args.batch_size
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ar-sync-bench-"))
     try:
         result: Any = scaling(args.null_connector, workdir) if args.scaling else measure(
