@@ -104,8 +104,9 @@ class StateSection(_Section):
 
 class BillingSection(_Section):
     timezone: str = "UTC"
-    # a page of SuiteQL and of a SOAP search: fewer sequential reads per invoice
-    batch_size: int = Field(default=1000, ge=1, le=1000)
+    # 200 keeps memory flat however many orders are due; over REST or SOAP set 1000 (one
+    # SuiteQL page or search page), which keeps the account's request pool busy
+    batch_size: int = Field(default=200, ge=1, le=1000)
     duplicate_lookback_days: int = Field(default=400, ge=0)
 
     @field_validator("timezone")

@@ -58,7 +58,7 @@ CONFIG = ('[netsuite]\napi = "sandbox"\nsandbox_file = "sandbox.db"\n[state]\npa
           'ar-sync.db"\n[billing]\ntimezone = "UTC"\nbatch_size = {batch}\n'
           '[requirements]\nlibrary = "customers.toml"'
           '\n[delivery]\ndefault_channel = "email"\n[logging]\nlevel = "warning"\n')
-BATCH = [1000]  # --batch-size
+BATCH = [200]  # --batch-size
 
 
 class Meter:
@@ -273,7 +273,7 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=0, metavar="N", help="top N local functions")
     p.add_argument("--scaling", action="store_true", help="peak memory at 2.5k/5k/10k orders")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--batch-size", type=int, default=1000, help="[billing] batch_size")
+    p.add_argument("--batch-size", type=int, default=200, help="[billing] batch_size")
     args = p.parse_args()
     BATCH[0] = args.batch_size
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ar-sync-bench-"))
