@@ -66,7 +66,7 @@ class ConnectorConformance:
 
     @pytest.fixture
     def connector(self) -> Connector:
-        raise NotImplementedError("provide a `connector` fixture")
+        pytest.fail("a ConnectorConformance subclass must provide a `connector` fixture")
 
     def test_render_is_deterministic(self, connector: Connector) -> None:
         inv = sample_invoice()
