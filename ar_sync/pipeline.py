@@ -546,7 +546,17 @@ class Cycle:
         delivery's intent (or its failure), so the check and the attempt go together."""
         invoice = self.addressed(invoice)
         if not self.breakers.allows(breakers.channel(channel)):
-            self.broken_channels.add(channel)
+            # The circuit is open: wait for it without spending one of the unit's attempts
+            # (the channel was not tried); the probe after the cool-down decides.
+            until = self.breakers.open_until(breakers.channel(channel)) or now()
+            with self.store.transaction():
+                record_check()
+                self.store.set_state(key, State.RETRY, retry_stage="deliver",
+                                     next_attempt_at=until)
+                self.store.event(key, "retry_deferred", stage="deliver", at=until,
+                                 reason=f"channel {channel} circuit is open")
+            self.report.retrying += 1
+            return
         if channel in self.broken_channels:
             with self.store.transaction():
                 record_check()

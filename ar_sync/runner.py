@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ar_sync import alerts, log
 from ar_sync.config import Settings
@@ -30,6 +31,49 @@ class LockHeldError(FatalError):
 
 def lock_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".lock")
+
+
+def schedule_path(state_path: Path) -> Path:
+    """Where the running daemon says when it runs next (read by ``status``)."""
+    return state_path.with_name(state_path.name + ".daemon.json")
+
+
+def write_schedule(state_path: Path, info: dict[str, Any]) -> None:
+    """Replace the daemon's schedule note atomically (0600, like the state file)."""
+    path = schedule_path(state_path)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(info, fh)
+    os.replace(tmp, path)
+
+
+def read_schedule(state_path: Path) -> dict[str, Any] | None:
+    """The running daemon's note: pid, host, since, schedule, next run; None if no daemon.
+
+    A note left by a daemon that died (its pid is gone, or another process holds the lock)
+    counts as no daemon.
+    """
+    try:
+        info = json.loads(schedule_path(state_path).read_text(encoding="utf-8"))
+        holder = lock_path(state_path).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    if info.get("host") != socket.gethostname():
+        return info | {"alive": None}  # another machine: cannot tell from here
+    pid = int(info.get("pid", 0))
+    alive = pid > 0 and holder.startswith(f"pid {pid} ") and _pid_alive(pid)
+    return info | {"alive": alive}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager

@@ -117,3 +117,30 @@ def test_netsuite_failing_opens_its_breaker_and_later_cycles_wait(settings: Sett
     cool_down_over(settings)
     report, _ = run(settings)  # healthy again: the probe goes through and the cycle bills
     assert report.delivered > 0
+
+
+def test_waiting_on_an_open_circuit_spends_no_attempts(settings: Settings) -> None:
+    """Invoices for a channel whose circuit is open wait for the probe: they are not counted
+    as failed attempts, so a long outage does not escalate them without a single try."""
+    Down.calls, Down.up = 0, False
+    run(settings)  # three failures open the circuit; the rest of coupa waits
+    before = {r["key"]: r["retries"] for r in rows(
+        settings, "SELECT key, retries FROM units WHERE channel = 'coupa' AND state = 'retry'")}
+    until = rows(settings, "SELECT open_until FROM breakers WHERE name = 'channel:coupa'"
+                 )[0]["open_until"]
+    for _ in range(12):  # more cycles than [retry] max_attempts, all inside the cool-down
+        store = Store.open(settings.state_path)
+        store.conn.execute("UPDATE units SET next_attempt_at = '2000-01-01' WHERE state = 'retry'")
+        store.close()
+        run(settings)
+    assert Down.calls == 3, "nothing was sent while the circuit was open"
+    after = [r for r in rows(settings, "SELECT key, retries, state, next_attempt_at FROM units")
+             if r["key"] in before]
+    assert {r["key"]: r["retries"] for r in after} == before
+    assert {r["state"] for r in after} == {"retry"}
+    assert {r["next_attempt_at"] for r in after} == {until}
+    cool_down_over(settings)
+    Down.up = True
+    run(settings)
+    assert rows(settings, "SELECT key FROM units WHERE channel = 'coupa' AND state = 'retry'"
+                ) == []

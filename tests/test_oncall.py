@@ -58,7 +58,7 @@ def test_ack_and_resolve_record_the_operator(settings: Settings) -> None:
     assert invoke(settings, "ack", key, "--as", "alice", "--note", "calling AP").exit_code == 0
     item = next(it for it in queue(settings) if it["key"] == key)
     assert item["owner"] == "alice" and item["owned_since"]
-    assert "owned by alice" in invoke(settings, "failures").output
+    assert "owner alice since" in invoke(settings, "failures").output
     short = invoke(settings, "resolve", key, "--note", "done")
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     assert invoke(settings, "resolve", key, "--as", "alice", "--note",
