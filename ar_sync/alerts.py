@@ -22,8 +22,10 @@ from typing import Any
 import requests
 
 from ar_sync import log
+from ar_sync.advice import suggest
 from ar_sync.config import Settings
 from ar_sync.store import Store, now
+from ar_sync.tls import TlsPolicy, verification_failure
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,16 @@ class Alert:
 
 def enabled(settings: Settings) -> bool:
     cfg = settings.model.alerts
-    return cfg.webhook_url is not None or cfg.email is not None
+    return webhook_url(settings) is not None or cfg.email is not None
+
+
+def webhook_url(settings: Settings) -> str | None:
+    """The webhook's URL: from the environment (``webhook_url_env``), else the file."""
+    secret = settings.secrets.get("alerts.webhook_url_env")
+    if secret is not None:
+        return secret.get_secret_value()
+    url = settings.model.alerts.webhook_url
+    return str(url) if url is not None else None
 
 
 def watermark(store: Store) -> int:
@@ -56,8 +67,10 @@ def collect(store: Store, after_event: int) -> list[Alert]:
             first = (detail.get("messages") or [""])[0]
             who = (f"{unit['order_number']} {unit['customer_name']} {unit['total']} "
                    f"{unit['currency']}") if unit else ""
+            todo = suggest(dict(unit) | {"state": "held"}) if unit else ""
             alerts.append(Alert(f"held:{e['key']}:{rules}",
-                                f"HELD {e['key']} {who}: {rules} — {first}"))
+                                f"HELD {e['key']} {who}: {rules} — {first}"
+                                + (f" Next: {todo}" if todo else "")))
         elif e["kind"] == "breaker_opened":
             name = detail.get("breaker", "?")
             alerts.append(Alert(f"breaker:{name}", f"CIRCUIT OPEN for {name} after "
@@ -113,7 +126,8 @@ def send(settings: Settings, store: Store, alerts: Sequence[Alert]) -> int:
     if not fresh:
         return 0
     text = _message(fresh)
-    delivered = all([_webhook(cfg, text) if cfg.webhook_url else True,
+    hook = webhook_url(settings)
+    delivered = all([_webhook(cfg, hook, text, settings.tls_policy) if hook else True,
                      _email(settings, text, len(fresh)) if cfg.email else True])
     with store.transaction():
         for a in fresh:
@@ -141,13 +155,15 @@ def _message(alerts: Sequence[Alert]) -> str:
             "`ar-sync status` for the health of NetSuite and the channels.")
 
 
-def _webhook(cfg: Any, text: str) -> bool:
+def _webhook(cfg: Any, url: str, text: str, tls: TlsPolicy) -> bool:
     try:
-        answer = requests.post(str(cfg.webhook_url), json={"text": text},
-                               timeout=cfg.timeout_seconds)
+        with tls.session() as session:  # always verified ([tls] ca_bundle)
+            answer = session.post(url, json={"text": text},
+                                  timeout=cfg.timeout_seconds)
         answer.raise_for_status()
     except requests.RequestException as exc:
-        log.get("ar_sync.alerts").warning("alert_webhook_failed", error=str(exc))
+        log.get("ar_sync.alerts").warning("alert_webhook_failed",
+                                          error=verification_failure(exc) or str(exc))
         return False
     return True
 
@@ -162,13 +178,14 @@ def _email(settings: Settings, text: str, count: int) -> bool:
     msg.set_content(text)
     try:
         with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds) as smtp:
-            if cfg.starttls:
-                smtp.starttls()
+            if cfg.starttls:  # verified (smtplib's default context would not verify)
+                smtp.starttls(context=settings.tls_policy.ssl_context())
             secret = settings.secrets.get("alerts.email.password_env")
             if cfg.username and secret is not None:
                 smtp.login(cfg.username, secret.get_secret_value())
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
-        log.get("ar_sync.alerts").warning("alert_email_failed", error=str(exc))
+        log.get("ar_sync.alerts").warning("alert_email_failed",
+                                          error=verification_failure(exc) or str(exc))
         return False
     return True

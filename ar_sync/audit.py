@@ -7,7 +7,10 @@ the chain where it happened. ``verify`` walks the chain and names the first brea
 ``export`` writes what an auditor asks for, for a period: the events, every check run with
 its findings and the rules and library versions, the overrides with who and why, the documents
 sent with the answers received, and the segregation-of-duties conflicts. A manifest lists each
-file's SHA-256 and the chain's head, so the bundle itself can be checked later.
+file's SHA-256 and the chain's head, so the bundle itself can be checked later. A payload
+pruned under ``[retention]`` is never silently missing: its attempt row says when and under
+which policy, the manifest lists it under ``pruned_payloads``, and ``documents/`` holds an
+``attempt-N.<ext>.pruned.json`` note (with the document's SHA-256) in its place.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def export(store: Store, start: dt.date, end: dt.date, target: Path) -> dict[str
                                  "approvals WHERE at >= ? AND at < ? ORDER BY id", lo, hi),
         "attempts.jsonl": _rows(store, "SELECT id, key, target, operation, started_at, "
                                 "finished_at, outcome, error_class, code, message, reference, "
-                                "document_type FROM attempts WHERE started_at >= ? AND "
+                                "document_type, pruned_at, pruned_policy, document_sha256, "
+                                "document_bytes FROM attempts WHERE started_at >= ? AND "
                                 "started_at < ? ORDER BY id", lo, hi),
         "sod_conflicts.jsonl": _conflicts(store, lo, hi),
     }
@@ -78,6 +82,23 @@ def export(store: Store, start: dt.date, end: dt.date, target: Path) -> dict[str
         name = f"attempt-{row['id']}{_suffix(row['document_type'])}"
         (documents / name).write_bytes(body)
         manifest["files"][f"documents/{name}"] = _digest(body)
+    manifest["pruned_payloads"] = []
+    for row in store.conn.execute(
+            "SELECT id, key, pruned_at, pruned_policy, document_sha256, document_bytes, "
+            "document_type FROM attempts WHERE pruned_at IS NOT NULL AND started_at >= ? AND "
+            "started_at < ? ORDER BY id", (lo, hi)):
+        note = {"attempt": row["id"], "key": row["key"], "pruned_at": row["pruned_at"],
+                "policy": row["pruned_policy"], "document_sha256": row["document_sha256"],
+                "document_bytes": row["document_bytes"],
+                "note": "payload pruned under the retention policy ([retention] "
+                        f"{row['pruned_policy']}); the attempt's metadata is kept and the "
+                        "payloads_pruned event in the history records the prune"}
+        manifest["pruned_payloads"].append(note)
+        if row["document_sha256"] is not None:  # where the document was: say why it is not
+            name = f"attempt-{row['id']}{_suffix(row['document_type'])}.pruned.json"
+            placeholder = json.dumps(note, indent=2, sort_keys=True).encode()
+            (documents / name).write_bytes(placeholder)
+            manifest["files"][f"documents/{name}"] = _digest(placeholder)
     count, broken = verify(store)
     head = store.conn.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
     manifest["chain"] = {"events": count, "head": head[0] if head else GENESIS,

@@ -109,7 +109,7 @@ def status(c: Context, as_json: bool) -> None:
     from ar_sync.views import format_status, status_data
 
     store = c.store()
-    data = status_data(store)
+    data = status_data(store, c.settings)
     warning = _certificate_warning(c.settings)
     if warning:
         data["warnings"] = [warning]
@@ -142,7 +142,8 @@ def failures(c: Context, customer: str | None, channel: str | None, reason: str 
     from ar_sync.oncall import parse_age, select
     from ar_sync.views import failures_data, format_failures
 
-    items = select(failures_data(c.store()), customer=customer, channel=channel, reason=reason,
+    items = select(failures_data(c.store(), max_attempts=c.settings.model.retry.max_attempts),
+                   customer=customer, channel=channel, reason=reason,
                    older_than=parse_age(older_than) if older_than else None, sort=sort)
     _echo_json(items) if as_json else click.echo(format_failures(items))
 
@@ -359,14 +360,59 @@ def state_backup(c: Context, target: Path) -> None:
     click.echo(f"backed up {store.path} to {target} ({pages} pages)")
 
 
+@state.command("prune")
+@click.option("--dry-run", is_flag=True, help="Count what would be pruned; change nothing.")
+@click.option("--vacuum", is_flag=True, help="Then rewrite the file to give the freed space "
+              "back to the disk (takes the state lock: stop the daemon first).")
+@click.option("--as", "actor", default=None, help="Operator name (default: the OS user).")
+@json_option
+@pass_ctx
+def state_prune(c: Context, dry_run: bool, vacuum: bool, actor: str | None,
+                as_json: bool) -> None:
+    """Drop attempt payloads past [retention]: finished invoices only; rows, digests and the
+    event history are kept, and the prune is recorded as an event."""
+    from contextlib import nullcontext
+
+    from ar_sync.retention import describe, prune
+    from ar_sync.runner import state_lock
+
+    if vacuum and dry_run:
+        raise click.UsageError("--vacuum rewrites the file; it cannot be a dry run")
+    store = c.store()
+    try:
+        with state_lock(c.settings.state_path) if vacuum else nullcontext():
+            summary = prune(c.settings, store, actor=actor or getpass.getuser(),
+                            dry_run=dry_run)
+            if vacuum:
+                before = store.space()["bytes"]
+                store.vacuum()
+                summary["store"] = store.space()
+                summary["vacuumed_bytes"] = before - summary["store"]["bytes"]
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(summary)
+        return
+    click.echo(describe(summary))
+    if vacuum:
+        click.echo(f"vacuumed: the file is {summary['vacuumed_bytes']} bytes smaller")
+
+
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("ar-sync-demo"), show_default=True, help="Working directory to create.")
+@click.option("--no-run", is_flag=True,
+              help="Only create the directory (to start `ar-sync daemon` on it yourself).")
 @as_of_option
-def demo(directory: Path, as_of: dt.datetime | None) -> None:
+def demo(directory: Path, no_run: bool, as_of: dt.datetime | None) -> None:
     """Create a working directory on the built-in sandbox account and run one cycle."""
-    from ar_sync.demo import run_demo
+    from ar_sync.demo import run_demo, write_demo_dir
 
+    if no_run:
+        config = write_demo_dir(directory, as_of.date() if as_of else None)
+        click.echo(f"Created {directory}/ (nothing billed yet). Start the service with:\n"
+                   f"  ar-sync --config {config} daemon")
+        return
     run_demo(directory, as_of.date() if as_of else None)
 
 

@@ -18,6 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,6 +34,8 @@ from pydantic import (
 from ar_sync.errors import ConfigError
 from ar_sync.log import register_secrets
 from ar_sync.models import Address, CustomerRequirements, Seller
+from ar_sync.tls import FIX as TLS_FIX
+from ar_sync.tls import TlsPolicy, bundle_problem, disabling_keys
 
 ENV_VAR = "AR_SYNC_CONFIG"
 DEFAULT_PATH = Path("config/ar-sync.toml")
@@ -120,7 +123,8 @@ class BillingSection(_Section):
 
 
 class ScheduleSection(_Section):
-    interval_minutes: int | None = Field(default=None, ge=1)
+    # minutes; fractions are allowed (0.5 = every 30 s), for trials and tests
+    interval_minutes: float | None = Field(default=None, gt=0)
     cron: str | None = None
 
     @field_validator("cron")
@@ -186,10 +190,33 @@ class AlertsSection(_Section):
     ``dedup_hours``.
     """
 
-    webhook_url: AnyHttpUrl | None = None  # Slack or Teams incoming webhook (JSON "text")
+    # Slack or Teams incoming webhook (JSON "text"). Its URL is a credential (whoever has it
+    # can post to the channel): prefer webhook_url_env, which keeps it out of the file and
+    # masks it everywhere; webhook_url is for endpoints that are not secret.
+    webhook_url: AnyHttpUrl | None = None
+    webhook_url_env: str | None = None
     email: AlertEmail | None = None
     dedup_hours: float = Field(default=24.0, ge=0)
     timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+
+
+class RetentionSection(_Section):
+    """How long attempt payloads are kept (docs/operations.md, "Retention").
+
+    Evidence (the documents sent and the answers received) for ``evidence_days``; the
+    transport log (what a failed try sent and the error it met) for ``transport_days``.
+    Only units in a final state (delivered, resolved) are pruned; rows, metadata and the
+    event history are kept.
+    """
+
+    evidence_days: int = Field(default=2557, ge=1, le=36525)  # 7 years
+    transport_days: int = Field(default=90, ge=1, le=36525)
+
+
+class TlsSection(_Section):
+    """Outbound TLS: always verified; ``ca_bundle`` (PEM) adds CAs to trust (see ar_sync/tls.py)."""
+
+    ca_bundle: str = ""
 
 
 class LoggingSection(_Section):
@@ -295,6 +322,8 @@ class FileModel(_Section):
     retry: RetrySection = RetrySection()
     alerts: AlertsSection = AlertsSection()
     health: HealthSection = HealthSection()
+    retention: RetentionSection = RetentionSection()
+    tls: TlsSection = TlsSection()
     logging: LoggingSection = LoggingSection()
     channels: dict[str, ChannelSection] = {}
     seller: SellerSection = SellerSection()
@@ -332,6 +361,12 @@ class Settings:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.model.billing.timezone)
 
+    @property
+    def tls_policy(self) -> TlsPolicy:
+        """How every outbound TLS client verifies: always, plus ``[tls] ca_bundle``."""
+        bundle = self.model.tls.ca_bundle
+        return TlsPolicy(self.resolve(bundle) if bundle else None)
+
     def channel_settings(self, name: str) -> dict[str, Any]:
         """A channel's connector settings with ``*_env`` secrets resolved and paths absolute."""
         section = self.model.channels[name]
@@ -364,12 +399,31 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
     data = _read_toml(path, name)
     problems: list[tuple[str, str, str]] = []
     secrets = _read_secrets(data, name, problems)
+    insecure = disabling_keys(data)  # reported as such, not as "unknown key"
+    tls_problems = [(name, key, "TLS certificate verification cannot be turned off; "
+                     f"{TLS_FIX}") for key in insecure]
     try:
         model = FileModel.model_validate(data)
     except ValidationError as exc:  # report these with the secrets; cross-checks need a model
         schema = [(name, _loc(e["loc"]), _msg(e)) for e in exc.errors()]
-        raise ConfigError(schema + problems) from None
+        raise ConfigError([p for p in schema + problems if p[1] not in insecure]
+                          + tls_problems) from None
     settings = Settings(path, model, secrets, {})
+    if model.tls.ca_bundle and (problem := bundle_problem(settings.resolve(model.tls.ca_bundle))):
+        problems.append((name, "tls.ca_bundle", problem))
+    if model.retention.transport_days > model.retention.evidence_days:
+        problems.append((name, "retention.transport_days",
+                         f"{model.retention.transport_days} is longer than "
+                         f"retention.evidence_days ({model.retention.evidence_days}): the "
+                         "transport log cannot outlive the evidence"))
+    hook = secrets.get("alerts.webhook_url_env")
+    if model.alerts.webhook_url and model.alerts.webhook_url_env:
+        problems.append((name, "alerts.webhook_url_env", "set webhook_url or webhook_url_env, "
+                         "not both"))
+    elif hook is not None and not re.fullmatch(r"https?://[^\s/]+/\S*",
+                                               hook.get_secret_value()):
+        problems.append((name, "alerts.webhook_url_env", f"environment variable "
+                         f"{model.alerts.webhook_url_env} does not hold an http(s) URL"))
     if model.netsuite.api == "soap":
         from ar_sync.netsuite.soap.options import config_problems as soap_problems
 
@@ -385,6 +439,7 @@ def load_settings(path: Path, *, check_connectors: bool = True) -> Settings:
     settings.requirements = _load_requirements(settings, problems)
     if check_connectors:
         _check_connectors(settings, problems)
+    problems = [p for p in problems if p[1] not in insecure] + tls_problems
     if problems:
         raise ConfigError(problems)
     return settings
@@ -429,9 +484,19 @@ def _read_secrets(data: Mapping[str, Any], name: str,
             problems.append((name, key,
                              f"environment variable {var} is not set (it holds a secret)"))
         else:
-            secrets[key] = SecretStr(os.environ[var])
-            register_secrets([os.environ[var]])  # masked in every log line and stored text
+            value = os.environ[var]
+            secrets[key] = SecretStr(value)
+            register_secrets([value, *_url_parts(value)])  # masked in every line and store
     return secrets
+
+
+def _url_parts(value: str) -> list[str]:
+    """The parts of a secret URL that libraries quote on their own (a webhook's token path:
+    requests' errors say ``url: /services/T0/B0/XXXX`` without the host)."""
+    if not re.match(r"https?://", value):
+        return []
+    parts = urlsplit(value)
+    return [p for p in (parts.path, parts.query) if len(p) >= 8]
 
 
 def _env_keys(data: Mapping[str, Any], prefix: str) -> list[tuple[str, Any]]:

@@ -115,9 +115,10 @@ def validate_channel(settings: Settings, channel: str) -> list[tuple[str, str]]:
 def open_connector(settings: Settings, channel: str) -> Connector:
     """Build the connector for a configured channel."""
     factory = load_factory(settings.model.channels[channel].connector)
-    # every connector also receives the issuer ([seller]) under the reserved key "seller"
+    # every connector also receives the issuer ([seller]) under the reserved key "seller",
+    # and how to connect out over TLS ([tls], an ar_sync.tls.TlsPolicy) under "tls"
     return factory(channel, settings.channel_settings(channel)
-                   | {"seller": settings.model.seller.model()})
+                   | {"seller": settings.model.seller.model(), "tls": settings.tls_policy})
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

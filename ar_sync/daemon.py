@@ -10,7 +10,9 @@ hand is finished and recorded, then the process exits 0.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Any
@@ -23,7 +25,7 @@ from ar_sync import log
 from ar_sync.config import Settings
 from ar_sync.cxml_listener import start_listeners
 from ar_sync.errors import ArSyncError
-from ar_sync.runner import run_cycle, state_lock
+from ar_sync.runner import run_cycle, schedule_path, state_lock, write_schedule
 
 
 def trigger_for(settings: Settings) -> Any:
@@ -68,6 +70,54 @@ def _weekday(token: str) -> int:
     raise ValueError(f"cron weekday {token!r} is not valid (0-7 or sun-sat)")
 
 
+def describe(settings: Settings) -> str:
+    """The schedule in words, for ``status`` and the logs."""
+    sched = settings.model.schedule
+    if sched.cron:
+        return f"cron {sched.cron!r} ({settings.zone.key})"
+    minutes = sched.interval_minutes or 60
+    if minutes < 1:
+        return f"every {minutes * 60:g} s"
+    return f"every {minutes:g} min"
+
+
+RETENTION_EVERY = dt.timedelta(days=1)
+RETENTION_FIRST = dt.timedelta(minutes=10)  # after start: the first cycle goes first
+
+
+def add_retention_job(scheduler: Any, settings: Settings, stop: threading.Event) -> Any:
+    """Prune payloads past ``[retention]`` once a day (ar_sync/retention.py).
+
+    Off the cycle's critical path: a job of its own on the scheduler's thread pool, in
+    batches of small transactions that interleave with the cycle's, stopping between batches
+    on SIGTERM. A failure is logged and tried again the next day; it never stops the daemon.
+    """
+    logger = log.get("ar_sync.daemon")
+
+    def retention() -> None:
+        from ar_sync.retention import prune
+        from ar_sync.store import SERVICE, Store
+
+        try:
+            store = Store.open(settings.state_path)
+            try:
+                summary = prune(settings, store, actor=SERVICE, stop=stop.is_set)
+            finally:
+                store.close()
+        except Exception as exc:  # the daemon outlives a failed prune
+            logger.error("retention_failed", error=str(exc), error_class=type(exc).__name__)
+            return
+        logger.info("retention_done", attempts=summary["attempts"],
+                    evidence=summary["evidence"], transport=summary["transport"],
+                    bytes=summary["bytes"], free_bytes=summary["store"]["free_bytes"])
+
+    return scheduler.add_job(retention, IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(),
+                                                        timezone=settings.zone),
+                             id="retention", max_instances=1, coalesce=True,
+                             misfire_grace_time=3600,
+                             next_run_time=dt.datetime.now(settings.zone) + RETENTION_FIRST)
+
+
 def serve(settings: Settings, trigger: Any = None) -> None:
     """Run until a signal; raises LockHeldError if another process holds the state file.
 
@@ -77,6 +127,17 @@ def serve(settings: Settings, trigger: Any = None) -> None:
     stop = threading.Event()
     busy = threading.Lock()
 
+    note = {"pid": os.getpid(), "host": socket.gethostname(),
+            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "schedule": describe(settings) if trigger is None else str(trigger)}
+
+    def announce(scheduler: BlockingScheduler) -> None:
+        """Tell ``status`` when the next cycle runs (it reads this file, not the daemon)."""
+        job = scheduler.get_job("cycle")
+        upcoming = getattr(job, "next_run_time", None)
+        write_schedule(settings.state_path, note | {"next_run_at": upcoming.astimezone(
+            dt.UTC).isoformat(timespec="seconds") if upcoming else None})
+
     def cycle() -> None:
         with busy:
             if stop.is_set():
@@ -85,12 +146,17 @@ def serve(settings: Settings, trigger: Any = None) -> None:
                 run_cycle(settings, stop=stop, locked=True)
             except ArSyncError as exc:  # logged; the next scheduled cycle tries again
                 logger.error("cycle_error", error=str(exc), error_class=type(exc).__name__)
+            finally:
+                if not stop.is_set():
+                    announce(scheduler)
 
     with state_lock(settings.state_path):
         scheduler = BlockingScheduler(timezone=settings.zone)
         scheduler.add_job(cycle, trigger or trigger_for(settings), id="cycle", max_instances=1,
                           coalesce=True, misfire_grace_time=300,
                           next_run_time=dt.datetime.now(settings.zone))
+        add_retention_job(scheduler, settings, stop)
+        announce(scheduler)
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             logger.info("daemon_stopping", signal=signal.Signals(signum).name)
@@ -116,6 +182,7 @@ def serve(settings: Settings, trigger: Any = None) -> None:
         finally:
             for listener in listeners:
                 listener.stop()
+            schedule_path(settings.state_path).unlink(missing_ok=True)
         if health_server is not None:
             health_server.shutdown()
         logger.info("daemon_stopped")

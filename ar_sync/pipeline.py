@@ -21,8 +21,9 @@ import datetime as dt
 import json
 import random
 import threading
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,7 +117,9 @@ class Cycle:
     # -- the cycle -----------------------------------------------------------------------
 
     def run(self, only_keys: Sequence[str] | None = None) -> CycleReport:
-        """Run the cycle (restricted to ``only_keys`` for a rerun); FatalError propagates."""
+        """Run the cycle (restricted to ``only_keys`` for a rerun). An error that ends it
+        (FatalError, or NetSuite still failing after every retry) is recorded on the cycle's
+        row as ``failed`` and propagates."""
         cycle_id = self.store.begin_cycle()
         self.log.info("cycle_started", as_of=self.as_of.isoformat(), only=only_keys)
         if not self.breakers.allows(breakers.NETSUITE):
@@ -129,8 +132,7 @@ class Cycle:
             self.reconcile()
             if only_keys is None:
                 self.unseen = self._awaiting_pull()
-                for batch in self.gateway.iter_billable(self.as_of,
-                                                        self.settings.billing.batch_size):
+                for batch in self._pull():
                     self.process_units(batch)
                     if self.stop.is_set():
                         break
@@ -139,7 +141,7 @@ class Cycle:
             else:
                 self.process_units(list(self._refetch(only_keys).values()))
             self.resume_created(only_keys)
-        except FatalError as exc:
+        except ArSyncError as exc:  # not only FatalError: a row left 'running' lies
             self.store.end_cycle(cycle_id, "failed", self.report.as_dict() | {"error": str(exc)})
             self.log.error("cycle_failed", error=str(exc))
             raise
@@ -147,6 +149,33 @@ class Cycle:
         self.store.end_cycle(cycle_id, "ok", self.report.as_dict())
         self.log.info("cycle_finished", **self.report.as_dict())
         return self.report
+
+    def _pull(self) -> Iterator[list[BillableUnit | UnreadableRecord]]:
+        """What is due, batch by batch, with the in-call retries every other NetSuite call
+        gets (``_call``): a listing is a generator, so a transient failure part-way (a page
+        that failed after the gateway's own retries) lists again from the start, bounded,
+        jittered and logged. Listing is a read, and each batch taken is recorded before the
+        next is read, so listing again is safe; units already taken in this cycle are left
+        out (one key per unit is kept for the cycle to know them)."""
+        cfg = self.settings.model.retry
+        taken: set[str] = set()
+        for attempt in range(1, cfg.in_call_attempts + 1):
+            try:
+                for batch in self.gateway.iter_billable(self.as_of,
+                                                        self.settings.billing.batch_size):
+                    fresh = [u for u in batch if u.key not in taken]
+                    taken.update(u.key for u in fresh)
+                    if fresh:
+                        yield fresh
+                return
+            except TransientError as exc:
+                if attempt >= cfg.in_call_attempts:
+                    raise
+                wait = random.uniform(0, min(cfg.in_call_wait_seconds * 2 ** attempt,
+                                             cfg.in_call_wait_seconds * 8))
+                self.log.warning("netsuite_retry", call="iter_billable", attempt=attempt,
+                                 error=str(exc))
+                time.sleep(wait)
 
     def _refetch(self, keys: Sequence[str]) -> dict[str, BillableUnit | UnreadableRecord]:
         rows = self.store.units(keys)

@@ -213,7 +213,26 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         updated_at TEXT NOT NULL
     )
     """,
+    # 8: retention: an attempt's payload pruned under [retention], its row and digest kept
+    """
+    ALTER TABLE attempts ADD COLUMN pruned_at TEXT;
+    ALTER TABLE attempts ADD COLUMN pruned_policy TEXT;
+    ALTER TABLE attempts ADD COLUMN document_sha256 TEXT;
+    ALTER TABLE attempts ADD COLUMN document_bytes INTEGER;
+    CREATE INDEX attempts_started ON attempts(started_at)
+    """,
 ]
+
+FINAL_STATES = (State.DELIVERED, State.RESOLVED)  # nothing left to reconcile
+# Outcomes of tries that certainly delivered nothing: their payload is the transport log.
+TRANSPORT_OUTCOMES = ("transient", "lost")
+_PRUNABLE = f"""
+    FROM attempts a JOIN units u ON u.key = a.key
+    WHERE a.pruned_at IS NULL AND a.outcome != 'pending'
+      AND u.state IN ({", ".join(f"'{s}'" for s in FINAL_STATES)})
+      AND (a.document IS NOT NULL OR COALESCE(a.message, '') != '')
+      AND a.started_at < CASE WHEN a.outcome IN
+          ({", ".join(f"'{o}'" for o in TRANSPORT_OUTCOMES)}) THEN ? ELSE ? END"""
 
 SERVICE = "ar-sync"
 
@@ -456,6 +475,90 @@ class Store:
         if run is None:
             return []
         return self.rows("SELECT * FROM findings WHERE check_run = ? ORDER BY id", (run["id"],))
+
+    def prune_payloads(self, *, evidence_before: str, transport_before: str, actor: str,
+                       policy: Mapping[str, int], dry_run: bool = False, batch: int = 500,
+                       stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        """Drop the payloads (document, message) of attempts past their retention.
+
+        Only attempts of units in a final state are touched, never a pending one. Evidence
+        (every outcome but ``transient``/``lost``) older than ``evidence_before``, transport
+        log older than ``transport_before`` (ISO timestamps, compared with ``started_at``).
+        Each row keeps its metadata and gets ``pruned_at``, ``pruned_policy`` and the
+        document's SHA-256 and size; each batch is one transaction with one
+        ``payloads_pruned`` event naming who, the policy, the counts and the attempt ids.
+        Returns the counts (what would be pruned, with ``dry_run``).
+        """
+        cutoffs = (transport_before, evidence_before)
+        if dry_run:
+            row = self.conn.execute(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(a.outcome IN ('transient', 'lost')), 0) "
+                "AS transport, COALESCE(SUM(length(a.document)), 0) + "
+                "COALESCE(SUM(length(a.message)), 0) AS bytes, COUNT(DISTINCT a.key) AS units "
+                + _PRUNABLE, cutoffs).fetchone()
+            return {"attempts": row["n"], "evidence": row["n"] - row["transport"],
+                    "transport": row["transport"], "units": row["units"],
+                    "bytes": row["bytes"], "batches": 0}
+        total = {"attempts": 0, "evidence": 0, "transport": 0, "units": 0, "bytes": 0,
+                 "batches": 0}
+        units: set[str] = set()
+        last = 0
+        while not stop():
+            # found without the write lock (a WAL reader never blocks the cycle), then
+            # checked again and pruned in one short transaction
+            found = [r[0] for r in self.conn.execute(
+                "SELECT a.id " + _PRUNABLE + " AND a.id > ? ORDER BY a.id LIMIT ?",
+                (*cutoffs, last, batch))]
+            if not found:
+                break
+            last = found[-1]
+            with self.transaction():
+                rows = self.conn.execute(
+                    "SELECT a.id, a.key, a.outcome, a.document, a.message " + _PRUNABLE
+                    + f" AND a.id IN ({','.join('?' * len(found))}) ORDER BY a.id",
+                    (*cutoffs, *found)).fetchall()
+                if not rows:
+                    continue
+                at, counts = now(), {"evidence": 0, "transport": 0, "bytes": 0}
+                for r in rows:
+                    kind = "transport" if r["outcome"] in TRANSPORT_OUTCOMES else "evidence"
+                    body = zlib.decompress(r["document"]) if r["document"] else None
+                    self.conn.execute(
+                        "UPDATE attempts SET document = NULL, message = NULL, pruned_at = ?, "
+                        "pruned_policy = ?, document_sha256 = ?, document_bytes = ? "
+                        "WHERE id = ?",
+                        (at, f"{kind}_days={policy[kind + '_days']}",
+                         hashlib.sha256(body).hexdigest() if body is not None else None,
+                         len(body) if body is not None else None, r["id"]))
+                    counts[kind] += 1
+                    counts["bytes"] += len(r["document"] or b"") + len(r["message"] or "")
+                self.event(None, "payloads_pruned", actor, policy=dict(policy),
+                           evidence_before=evidence_before, transport_before=transport_before,
+                           attempts=[r["id"] for r in rows], units=len({r["key"] for r in rows}),
+                           **counts)
+            total["batches"] += 1
+            total["attempts"] += len(rows)
+            units.update(r["key"] for r in rows)
+            total["units"] = len(units)
+            for name in ("evidence", "transport", "bytes"):
+                total[name] += counts[name]
+            if len(found) < batch:
+                break
+        return total
+
+    def space(self) -> dict[str, int]:
+        """The file's size and its free pages (reused by new rows; VACUUM returns them)."""
+        page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(self.conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return {"bytes": page * pages, "free_bytes": page * free}
+
+    def vacuum(self) -> None:
+        """Rewrite the file without its free pages (needs the disk space of a copy and holds
+        the write lock throughout: run it with the daemon stopped)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("VACUUM")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def document(self, attempt_id: int) -> bytes | None:
         row = self.conn.execute("SELECT document FROM attempts WHERE id = ?",

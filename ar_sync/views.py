@@ -226,7 +226,8 @@ def show_data(store: Store, key: str) -> dict[str, Any] | None:
         "WHERE check_run = ? ORDER BY id", (r["id"],))]} for r in runs]
     data["attempts"] = [dict(a) for a in store.rows(
         "SELECT id, target, operation, started_at, finished_at, outcome, error_class, code, "
-        "message, reference, document_type FROM attempts WHERE key = ? ORDER BY id", (key,))]
+        "message, reference, document_type, pruned_at, pruned_policy FROM attempts "
+        "WHERE key = ? ORDER BY id", (key,))]
     data["approvals"] = [dict(a) for a in store.rows(
         "SELECT rule, found, actor, reason, at FROM approvals WHERE key = ? ORDER BY id", (key,))]
     data["events"] = [dict(e) | {"detail": json.loads(e["detail"])} for e in store.rows(
@@ -271,7 +272,9 @@ def format_show(d: dict[str, Any]) -> str:
         for a in d["attempts"]:
             lines.append(f"  {_when(a['started_at'])}  {a['operation']:<8} {a['target']:<18} "
                          f"{a['outcome']}")
-            for extra in (a["reference"], a["message"]):
+            pruned = (f"(payload pruned {_when(a['pruned_at'])} UTC under "
+                      f"{a['pruned_policy']})" if a["pruned_at"] else "")
+            for extra in (a["reference"], a["message"], pruned):
                 if extra:
                     lines.extend(textwrap.wrap(extra, WIDTH, initial_indent="      ",
                                                subsequent_indent="      "))

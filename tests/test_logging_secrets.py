@@ -16,11 +16,14 @@ import logging
 import os
 import re
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EMAIL_TOKEN = f"tok-email-{secrets.token_hex(10)}"
 COUPA_TOKEN = f"tok-coupa-{secrets.token_hex(10)}"
 SHORT_TOKEN = f"k{secrets.token_hex(3)}"  # registered (>= 4 chars) but too short for the portal
+HOOK_TOKEN = f"hook-{secrets.token_hex(10)}"  # the secret path of a Slack-style webhook URL
 SECRETS = {"AR_SYNC_TEST_EMAIL_TOKEN": EMAIL_TOKEN, "AR_SYNC_TEST_COUPA_TOKEN": COUPA_TOKEN,
            "AR_SYNC_TEST_SHORT_TOKEN": SHORT_TOKEN}
 INVOICE_EVENT = re.compile(r"^(invoice_|create_|delivery_|retry_)")
@@ -94,7 +98,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def leaks(text: str | bytes) -> list[str]:
     """The secret values found in ``text``."""
     data = text.encode() if isinstance(text, str) else text
-    return [v for v in SECRETS.values() if v.encode() in data]
+    return [v for v in [*SECRETS.values(), HOOK_TOKEN] if v.encode() in data]
 
 
 def leaky_config(directory: Path, email_mode: str = "reject") -> Path:
@@ -177,14 +181,45 @@ def test_other_libraries_log_lines_are_json_and_masked_too(
 
 # -- secrets: nowhere in output, logs, the state file or the outboxes ---------------------
 
+class Hook(BaseHTTPRequestHandler):
+    """A webhook receiver (Slack-style: the secret is in the URL's path)."""
+
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        Hook.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200 if HOOK_TOKEN in self.path else 404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def webhook() -> Iterator[str]:
+    Hook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/{HOOK_TOKEN}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def leaky_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One cycle with the leaky channels, then every read command; their outputs."""
+    """One cycle with the leaky channels and alerts to a webhook whose URL is a secret, then
+    every read command, an audit export and a backup; their outputs and the alerts."""
     root = tmp_path_factory.mktemp("secrets")
     config = leaky_config(root / "demo")
-    env = SECRETS | {"PYTHONPATH": plugin_path(root / "site")}
-    outputs = {"run": run_cli(config, "run", "--once", env=env)}
+    set_section(config, "alerts", 'webhook_url_env = "AR_SYNC_TEST_HOOK_URL"')
+    with webhook() as url:
+        env = SECRETS | {"PYTHONPATH": plugin_path(root / "site"), "AR_SYNC_TEST_HOOK_URL": url}
+        outputs = {"run": run_cli(config, "run", "--once", env=env)}
     assert outputs["run"].returncode == 0, outputs["run"].stderr
+    alerts = list(Hook.received)
+    assert alerts, "the held invoices were alerted"
     db = config.parent / "state" / "ar-sync.db"
     rejected = query(db, "SELECT key FROM units WHERE channel = 'email' AND state = 'held' "
                          "AND hold_stage = 'delivery'")
@@ -195,11 +230,15 @@ def leaky_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                        "failures": ["failures"], "failures --json": ["failures", "--json"],
                        "show email": ["show", email_key], "show email --json":
                        ["show", email_key, "--json"], "show coupa --json":
-                       ["show", coupa_key, "--json"]}.items():
+                       ["show", coupa_key, "--json"], "audit export": [
+                           "audit", "export", "--from", "2000-01-01", "--to", "2100-01-01",
+                           str(config.parent / "evidence")],
+                       "state backup": ["state", "backup", str(config.parent / "backup.db")],
+                       "config check": ["config", "check"]}.items():
         outputs[name] = run_cli(config, *args, env=env)
         assert outputs[name].returncode == 0, (name, outputs[name].stderr)
     return {"config": config, "outputs": outputs, "email_key": email_key,
-            "coupa_key": coupa_key}
+            "coupa_key": coupa_key, "alerts": alerts}
 
 
 @pytest.mark.slow
@@ -246,6 +285,39 @@ def test_no_file_written_holds_a_secret(leaky_run: dict[str, Any]) -> None:
     db = directory / "state" / "ar-sync.db"
     masked = query(db, "SELECT COUNT(*) FROM attempts WHERE message LIKE '%access_token=***%'")
     assert masked[0][0] > 0, "the masked text is what the state file keeps"
+
+
+@pytest.mark.slow
+def test_alerts_and_the_evidence_bundle_hold_no_secret(leaky_run: dict[str, Any]) -> None:
+    """What leaves through alerts, and what an auditor receives, is masked like the rest."""
+    alerts = leaky_run["alerts"]
+    assert [leaks(body) for body in alerts] == [[] for _ in alerts]
+    text = " ".join(json.loads(body)["text"] for body in alerts)
+    assert leaky_run["email_key"] in text and "access_token=***" in text, \
+        "the rejection is in the alert, its token masked"
+    evidence = leaky_run["config"].parent / "evidence"
+    exported = [p for p in evidence.rglob("*") if p.is_file()]
+    assert exported, "the bundle was written"
+    assert {p.name: leaks(p.read_bytes()) for p in exported if leaks(p.read_bytes())} == {}
+    assert any(b"access_token=***" in p.read_bytes() for p in exported)
+
+
+@pytest.mark.slow
+def test_a_webhook_that_fails_is_logged_without_its_secret_url(tmp_path: Path) -> None:
+    """requests puts the URL in its errors; the URL is a secret and stays masked."""
+    config = write_demo_dir(tmp_path / "demo")
+    set_section(config, "alerts", 'webhook_url_env = "AR_SYNC_TEST_HOOK_URL"')
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/{HOOK_TOKEN}"
+    result = run_cli(config, "run", "--once", env={"AR_SYNC_TEST_HOOK_URL": url})
+    assert result.returncode == 0, result.stderr
+    failed = [e for e in json_lines(result.stderr) if e["event"] == "alert_webhook_failed"]
+    assert failed and "127.0.0.1" in failed[0]["error"], result.stderr
+    assert leaks(result.stderr) == [] and leaks(result.stdout) == []
+    files = [p for p in config.parent.rglob("*") if p.is_file()]
+    assert {str(p): leaks(p.read_bytes()) for p in files if leaks(p.read_bytes())} == {}
 
 
 @pytest.mark.slow

@@ -27,8 +27,9 @@ from ar_sync.documents.cxml import (
     with_shared_secret,
 )
 from ar_sync.documents.validation import DtdValidator
-from ar_sync.errors import AmbiguousError, TransientError
+from ar_sync.errors import AmbiguousError, FatalError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, Seller
+from ar_sync.tls import policy_of, verification_failure
 
 R = RejectionReason
 MEDIA_TYPE = "text/xml"
@@ -64,7 +65,7 @@ class CxmlConnector:
         self.status_token = settings.get("status_token")
         self.timeout = (float(settings.get("connect_timeout_seconds", 10)),
                         float(settings.get("read_timeout_seconds", 60)))
-        self.session = requests.Session()
+        self.session = policy_of(settings).session()  # always verified ([tls] ca_bundle)
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -104,12 +105,18 @@ class CxmlConnector:
         except requests.ConnectTimeout as exc:
             raise TransientError(f"{self.channel}: cannot connect to {self.portal}") from exc
         except requests.ConnectionError as exc:
+            if (tls := verification_failure(exc)) is not None:  # nothing was sent
+                raise FatalError(f"{self.channel}: {self.portal}: {tls}") from exc
             if "NewConnectionError" in repr(exc) or "Failed to establish" in str(exc):
                 raise TransientError(f"{self.channel}: {self.portal} refused the "
                                      "connection") from exc
             raise AmbiguousError(f"{self.channel}: connection lost after sending") from exc
         except requests.Timeout as exc:
             raise AmbiguousError(f"{self.channel}: no answer after sending") from exc
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:  # sent; the answer broke off
+            raise AmbiguousError(f"{self.channel}: the answer was cut off after "
+                                 "sending") from exc
         return self._outcome(answer, invoice.po_number)
 
     def status(self, key: str) -> DeliveryOutcome | None:
@@ -128,12 +135,19 @@ class CxmlConnector:
             answer = self.session.get(f"{self.status_url.rstrip('/')}/{quote(key, safe='')}",
                                       timeout=self.timeout, headers=headers)
         except requests.RequestException as exc:
-            raise TransientError(f"{self.channel}: status unavailable") from exc
+            tls = verification_failure(exc)
+            raise TransientError(f"{self.channel}: status unavailable"
+                                 + (f": {tls}" if tls else "")) from exc
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:
             raise TransientError(f"{self.channel}: status answered HTTP {answer.status_code}")
-        data = answer.json()
+        try:
+            data = answer.json()
+        except ValueError as exc:  # a proxy's page or an answer cut short: ask again later
+            raise TransientError(f"{self.channel}: status answer is not JSON") from exc
+        if not isinstance(data, dict):
+            raise TransientError(f"{self.channel}: status answer is not a JSON object")
         state = str(data.get("status", ""))
         if state == "rejected":
             return DeliveryOutcome(OutcomeStatus.REJECTED, reference=data.get("reference", ""),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import smtplib
-import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -25,6 +24,7 @@ from ar_sync.documents.pdf import render_pdf
 from ar_sync.documents.ubl import build as build_ubl
 from ar_sync.errors import AmbiguousError, FatalError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, Seller
+from ar_sync.tls import policy_of, verification_failure
 
 R = RejectionReason
 KNOWN = ("host", "port", "username", "password", "from_address", "reply_to", "starttls",
@@ -45,7 +45,8 @@ class EmailConnector:
         self.reply_to = str(settings.get("reply_to", ""))
         self.bcc = str(settings.get("bcc", ""))
         self.starttls = bool(settings.get("starttls", True))
-        self.ca_file = settings.get("ca_file")
+        self.ca_file = settings.get("ca_file")  # added to [tls] ca_bundle, for this channel
+        self.tls = policy_of(settings)
         self.sent_dir = Path(settings["sent_dir"])
         self.attach_ubl = bool(settings.get("attach_ubl", False))
         self.timeout = float(settings.get("timeout_seconds", 30))
@@ -142,10 +143,8 @@ class EmailConnector:
         """Send; the refusal ``(code, text)`` if the server refused the recipient."""
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    ctx = ssl.create_default_context(
-                        cafile=str(self.ca_file) if self.ca_file else None)
-                    smtp.starttls(context=ctx)
+                if self.starttls:  # always verified: system roots, [tls] ca_bundle, ca_file
+                    smtp.starttls(context=self.tls.ssl_context(self.ca_file))
                 if self.username and self.password is not None:
                     smtp.login(self.username, self.password.get_secret_value())
                 try:
@@ -158,6 +157,8 @@ class EmailConnector:
         except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
             raise AmbiguousError(f"{self.channel}: SMTP connection lost while sending") from exc
         except (OSError, smtplib.SMTPException) as exc:
+            if (tls := verification_failure(exc)) is not None:  # before anything was sent
+                raise FatalError(f"{self.channel}: SMTP server {self.host}: {tls}") from exc
             raise TransientError(f"{self.channel}: SMTP unavailable: {exc}") from exc
         return None
 

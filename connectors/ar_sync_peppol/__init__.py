@@ -28,8 +28,9 @@ import requests
 from ar_sync.connector import Document, RejectionReason, safe_filename
 from ar_sync.documents.ubl import InvoiceResponse, build, parse_invoice_response
 from ar_sync.documents.validation import UblValidator
-from ar_sync.errors import AmbiguousError, TransientError
+from ar_sync.errors import AmbiguousError, FatalError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, Seller
+from ar_sync.tls import policy_of, verification_failure
 
 R = RejectionReason
 MEDIA_TYPE = "application/xml"
@@ -79,7 +80,7 @@ class PeppolConnector:
         self.validator = (UblValidator(Path(settings["xsd_dir"]),
                                        [Path(p) for p in settings.get("schematron_files", ())])
                           if "xsd_dir" in settings else None)
-        self.session = requests.Session()
+        self.session = policy_of(settings).session()  # always verified ([tls] ca_bundle)
 
     @staticmethod
     def validate_settings(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -119,6 +120,8 @@ class PeppolConnector:
         except requests.ConnectTimeout as exc:
             raise TransientError(f"{self.channel}: cannot connect to the access point") from exc
         except requests.ConnectionError as exc:
+            if (tls := verification_failure(exc)) is not None:  # nothing was sent
+                raise FatalError(f"{self.channel}: access point: {tls}") from exc
             if "NewConnectionError" in repr(exc) or "Failed to establish" in str(exc):
                 raise TransientError(f"{self.channel}: access point unreachable") from exc
             raise AmbiguousError(f"{self.channel}: connection lost after sending") from exc
@@ -135,7 +138,9 @@ class PeppolConnector:
             answer = self.session.get(f"{self.url}/documents", params={"reference": key},
                                       timeout=self.timeout, headers=self._headers())
         except requests.RequestException as exc:
-            raise TransientError(f"{self.channel}: status unavailable") from exc
+            tls = verification_failure(exc)
+            raise TransientError(f"{self.channel}: status unavailable"
+                                 + (f": {tls}" if tls else "")) from exc
         if answer.status_code == 404:
             return None
         if answer.status_code != 200:

@@ -37,7 +37,6 @@ from typing import Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from ar_sync import log
 from ar_sync.errors import AmbiguousError, ArSyncError, FatalError, TransientError
@@ -49,6 +48,8 @@ from ar_sync.netsuite.rest.errors import (
     classify,
     parse_error,
 )
+from ar_sync.tls import DEFAULT as DEFAULT_TLS
+from ar_sync.tls import TlsPolicy, verification_failure
 
 SUITEQL_PATH = "query/v1/suiteql"
 Classifier = Callable[[NetSuiteErrorBody], ArSyncError]
@@ -66,6 +67,7 @@ class ClientOptions:
     backoff: float = 1.0  # seconds before the first retry (then doubling, jittered)
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0  # never wait longer than this for one Retry-After
+    tls: TlsPolicy = DEFAULT_TLS  # always verified; [tls] ca_bundle adds CAs
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -91,13 +93,11 @@ class RestClient:
         self.options = options
         self.auth = auth
         self.sleep = sleep
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(4, options.concurrency),
-                              max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self.session = options.tls.session(pool_connections=2,
+                                           pool_maxsize=max(4, options.concurrency),
+                                           max_retries=0)
         self.session.headers.update({"User-Agent": "ar-sync", "Accept": "application/json"})
-        _environment_once(self.session, options.base_url)
+        _environment_once(self.session, options.base_url, options.tls)
         self.limit = process_limit(options.base_url, options.concurrency)
         self.sent: Counter[str] = Counter()  # requests by kind, for `ping` and the benchmark
         self._sent_lock = threading.Lock()
@@ -178,6 +178,8 @@ class RestClient:
         if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
                       | requests.exceptions.InvalidSchema):
             raise FatalError(f"bad NetSuite URL while {what}: {exc}") from exc
+        if (tls := verification_failure(exc)) is not None:  # no request left: a person must act
+            raise FatalError(f"cannot reach NetSuite safely while {what}: {tls}") from exc
         reason = f"{type(exc).__name__}: {_root_cause(exc)}"
         if not_sent(exc):
             return TransientError(f"could not reach NetSuite while {what} ({reason})")
@@ -204,17 +206,19 @@ class RestClient:
         return ceiling * random.uniform(0.5, 1.0)
 
 
-def _environment_once(session: requests.Session, url: str) -> None:
+def _environment_once(session: requests.Session, url: str,
+                      tls: TlsPolicy = DEFAULT_TLS) -> None:
     """Read the proxy and CA-bundle environment once, not on every request.
 
     requests re-reads the whole environment for each request (about a millisecond: 1 % of a
     150 ms round trip, and the transforms are round-trip bound). ``HTTPS_PROXY``/``NO_PROXY``
-    and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` still apply, as of when the gateway opens.
+    and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` still apply, as of when the gateway opens;
+    ``[tls] ca_bundle`` wins over them. An empty variable is no bundle: verification stays on.
     """
     session.trust_env = False
     session.proxies.update(requests.utils.get_environ_proxies(url))
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
+    if bundle and tls.ca_bundle is None:
         session.verify = bundle
 
 

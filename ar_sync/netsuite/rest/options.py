@@ -78,7 +78,8 @@ def client_options(settings: Settings) -> ClientOptions:
         base_url=str(rest.base_url).rstrip("/"), concurrency=rest.concurrency,
         connect_timeout=rest.connect_timeout_seconds,
         read_timeout=settings.model.netsuite.timeout_seconds, max_attempts=rest.max_attempts,
-        backoff=rest.backoff_seconds, backoff_cap=rest.backoff_cap_seconds)
+        backoff=rest.backoff_seconds, backoff_cap=rest.backoff_cap_seconds,
+        tls=settings.tls_policy)
 
 
 def secret(settings: Settings, key: str) -> str:

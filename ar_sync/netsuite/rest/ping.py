@@ -74,8 +74,9 @@ def ping(settings: Settings) -> list[Check]:
                 return checks
         for label, template, keys, record_type, permission in _TABLES:
             checks.append(_table(client, label, template, keys, record_type, permission))
-            if checks[-1].status == FAIL and "credentials" in checks[-1].what:
-                return checks
+            if checks[-1].status == FAIL and ("credentials" in checks[-1].what
+                                              or "TLS verification" in checks[-1].detail):
+                return checks  # every other table would fail the same way
     finally:
         client.close()
     checks.append(Check(INFO, "creating invoices",
@@ -90,6 +91,8 @@ def _token(auth: M2MAuth) -> Check:
         return Check(FAIL, "access token", str(exc))
     except TransientError as exc:
         return Check(FAIL, "access token", f"the token endpoint did not answer: {exc}")
+    except ArSyncError as exc:  # e.g. TLS verification failed
+        return Check(FAIL, "access token", str(exc))
     return Check(OK, "access token", f"issued by {auth.token_url} ({auth.algorithm}, "
                                      f"certificate id {auth.certificate_id})")
 

@@ -39,6 +39,7 @@ from ar_sync import log
 from ar_sync.errors import ArSyncError, FatalError, TransientError
 from ar_sync.netsuite.soap.options import SoapOptions
 from ar_sync.netsuite.soap.passport import passport
+from ar_sync.tls import verification_failure
 
 _DOCUMENTS: dict[tuple[str, str], Any] = {}  # parsed WSDLs (zeep Documents), per process
 _LOAD_LOCK = threading.Lock()
@@ -83,6 +84,7 @@ class CountingTransport(zeep.Transport):
     """zeep's transport with a connect and a read timeout, counting requests by operation."""
 
     def __init__(self, options: SoapOptions, **kwargs: Any) -> None:
+        kwargs.setdefault("session", options.tls.session())  # always verified ([tls])
         super().__init__(timeout=max(options.connect_timeout, 30.0), **kwargs)
         self.timeouts = (options.connect_timeout, options.read_timeout)
         self.requests: Counter[str] = Counter()
@@ -117,11 +119,12 @@ def load_wsdl(options: SoapOptions) -> Any:
 def wsdl_transport(options: SoapOptions) -> zeep.Transport:
     """The transport that loads the WSDL: cached in the state directory when it is a URL."""
     if not options.wsdl.startswith(("http://", "https://")):
-        return zeep.Transport()
+        return zeep.Transport(session=options.tls.session())
     Path(options.cache_dir).mkdir(parents=True, exist_ok=True)
     cache = zeep.cache.SqliteCache(path=str(Path(options.cache_dir) / "wsdl-cache.sqlite"),
                                    timeout=None)
-    return zeep.Transport(cache=cache, timeout=max(options.connect_timeout, 30.0))
+    return zeep.Transport(cache=cache, timeout=max(options.connect_timeout, 30.0),
+                          session=options.tls.session())
 
 
 class SoapClient:
@@ -136,7 +139,8 @@ class SoapClient:
             document = load_wsdl(options)
         except (OSError, requests.RequestException, etree.XMLSyntaxError,
                 zeep.exceptions.Error) as exc:
-            raise FatalError(f"cannot load the NetSuite WSDL {options.wsdl}: {exc}") from exc
+            raise FatalError(f"cannot load the NetSuite WSDL {options.wsdl}: "
+                             f"{verification_failure(exc) or exc}") from exc
         wsdl = zeep.Client(document, transport=self.transport, settings=SETTINGS)
         self.zeep = wsdl
         self.service = wsdl.create_service(f"{{{self.ns['platform']}}}NetSuiteBinding",
@@ -188,6 +192,9 @@ class SoapClient:
                 error = TransientError(f"NetSuite did not answer {what} within "
                                        f"{self.options.read_timeout:g} s")
             except (requests.ConnectionError, etree.XMLSyntaxError) as exc:
+                if (tls := verification_failure(exc)) is not None:
+                    raise FatalError(f"cannot reach NetSuite safely while {what}: "
+                                     f"{tls}") from exc
                 error = TransientError(f"NetSuite connection failed while {what}: "
                                        f"{type(exc).__name__}")
             if not isinstance(error, TransientError) or attempt == self.options.max_attempts:

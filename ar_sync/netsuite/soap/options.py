@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from ar_sync.errors import ConfigError
 from ar_sync.netsuite.soap.passport import TokenCredentials
+from ar_sync.tls import DEFAULT as DEFAULT_TLS
+from ar_sync.tls import TlsPolicy
 
 if TYPE_CHECKING:
     from ar_sync.config import Settings
@@ -44,6 +46,7 @@ class SoapOptions:
     unexpected_error_attempts: int = 2
     backoff: float = 1.0
     backoff_cap: float = 30.0
+    tls: TlsPolicy = DEFAULT_TLS  # always verified; [tls] ca_bundle adds CAs
 
 
 def config_problems(settings: Settings) -> list[tuple[str, str]]:
@@ -112,4 +115,5 @@ def soap_options(settings: Settings) -> SoapOptions:
         connect_timeout=soap.connect_timeout_seconds,
         read_timeout=settings.model.netsuite.timeout_seconds, max_attempts=soap.max_attempts,
         unexpected_error_attempts=soap.unexpected_error_attempts,
-        backoff=soap.backoff_seconds, backoff_cap=soap.backoff_cap_seconds)
+        backoff=soap.backoff_seconds, backoff_cap=soap.backoff_cap_seconds,
+        tls=settings.tls_policy)
