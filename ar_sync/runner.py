@@ -55,7 +55,7 @@ def read_schedule(state_path: Path) -> dict[str, Any] | None:
     counts as no daemon.
     """
     try:
-        info = json.loads(schedule_path(state_path).read_text(encoding="utf-8"))
+        info: dict[str, Any] = json.loads(schedule_path(state_path).read_text(encoding="utf-8"))
         holder = lock_path(state_path).read_text(encoding="utf-8")
     except (OSError, ValueError):
         return None

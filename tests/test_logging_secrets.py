@@ -186,7 +186,7 @@ class Hook(BaseHTTPRequestHandler):
 
     received: list[bytes] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Hook.received.append(self.rfile.read(int(self.headers["Content-Length"])))
         self.send_response(200 if HOOK_TOKEN in self.path else 404)
         self.end_headers()

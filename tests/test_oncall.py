@@ -91,3 +91,45 @@ def test_rerun_a_batch_by_reason_after_fixing_the_data(settings: Settings) -> No
 
 def test_rerun_without_keys_or_reason_is_a_usage_error(settings: Settings) -> None:
     assert invoke(settings, "rerun").exit_code == 2
+
+
+def test_each_escalated_invoice_says_what_to_do_next(settings: Settings) -> None:
+    """The suggested action follows the finding: fix-and-rerun or approve for a checklist
+    finding, with the rule named; every held invoice has one."""
+    items = queue(settings)
+    assert all(it["suggested_action"] for it in items)
+    po = next(it for it in items if it["hold_reason"] == "po.required")
+    assert "PO on the sales order" in po["suggested_action"]
+    assert "`approve --rule po.required`" in po["suggested_action"]
+    dup = next(it for it in items if it["hold_reason"] == "duplicate.invoice")
+    assert "resolve" in dup["suggested_action"]
+    text = invoke(settings, "failures").output
+    assert f"> next: {po['suggested_action'][:40]}" in text
+
+
+def test_a_channel_rejection_shows_the_portals_words_and_the_forced_rerun(
+        settings: Settings) -> None:
+    from ar_sync.advice import suggest
+
+    item = {"key": "k", "state": "held", "hold_stage": "delivery", "channel": "coupa",
+            "hold_reason": "channel.tax_error", "retries": 0}
+    assert suggest(item) == "Fix what coupa named (`show`), then `rerun --force`."
+    exhausted = item | {"hold_stage": "deliver", "hold_reason": "retry.exhausted"}
+    assert "health in `ar-sync status`" in suggest(exhausted)
+    assert "`rerun`" in suggest(exhausted) and "--force" not in suggest(exhausted)
+    assert "netsuite ping" in suggest(exhausted | {"hold_stage": "netsuite"})
+    waiting = item | {"state": "retry", "retries": 3}
+    assert suggest(waiting, max_attempts=8).startswith("Nothing yet")
+    assert "attempt 3 of 8" in suggest(waiting, max_attempts=8)
+
+    store = Store.open(settings.state_path)  # a portal rejected one invoice: its words show
+    key = next(it["key"] for it in queue(settings) if it["hold_reason"] == "po.required")
+    with store.transaction():
+        attempt = store.begin_attempt(key, "channel:coupa", "deliver")
+        store.finish_attempt(attempt, "rejected", code="MISSING_PO",
+                             message="400 PO number required")
+    store.close()
+    shown = next(it for it in queue(settings) if it["key"] == key)
+    assert shown["last_answer"]["code"] == "MISSING_PO"
+    assert "channel:coupa said at" in invoke(settings, "failures").output
+    assert "MISSING_PO 400 PO number required" in invoke(settings, "failures").output

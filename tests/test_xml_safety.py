@@ -25,7 +25,7 @@ MARKER = "TOP-SECRET-FILE-CONTENT"
 class Recorder(BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         Recorder.hits.append(self.path)
         body = f'<!ENTITY remote "{MARKER}">'.encode()
         self.send_response(200)
