@@ -12,10 +12,10 @@ retry across calls and never touch the state store.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from ar_sync.errors import ArSyncError
 from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord
@@ -133,3 +133,22 @@ def open_gateway(settings: Settings) -> Gateway:
 
         return SoapGateway.from_settings(settings)
     raise ArSyncError(f"NetSuite api {api!r} is not available in this build")
+
+
+T = TypeVar("T")
+
+
+def rebatch(pages: Iterable[Iterable[T]], size: int) -> Iterator[list[T]]:
+    """The items of ``pages`` (in whatever sizes NetSuite pages them) as batches of ``size``,
+    in order; only the last batch may be smaller. A page is read only when the batch in hand
+    needs it, so memory holds at most one page and one batch."""
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    pending: list[T] = []
+    for page in pages:
+        pending.extend(page)
+        while len(pending) >= size:
+            yield pending[:size]
+            del pending[:size]
+    if pending:
+        yield pending

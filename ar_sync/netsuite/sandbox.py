@@ -51,7 +51,7 @@ from ar_sync.models import (
     unreadable_key,
 )
 from ar_sync.netsuite import sandbox_records as records
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
+from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.sandbox_edit import CUSTOMER_OPTIONAL, ORDER_OPTIONAL, set_field
 from ar_sync.netsuite.sandbox_records import Doc
 
@@ -131,21 +131,21 @@ class SandboxGateway:
     def iter_billable(self, as_of: dt.date,
                       batch_size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
         """Units due by ``as_of``, by order id then date, one order page per round trip."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        pending: list[BillableUnit | UnreadableRecord] = []
-        after, more = 0, True
+        yield from rebatch(self._pages(as_of, batch_size), batch_size)
+
+    def _pages(self, as_of: dt.date,
+               size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
+        """The due orders' units, a page of ``size`` orders at a time (keyset by id)."""
+        after, more = 0, size > 0
         while more:
             with self._lock, _classified("listing billable orders"):
                 rows = self._db.execute(_PAGE, (after, *records.BILLABLE_STATUSES,
-                                                as_of.isoformat(), batch_size)).fetchall()
+                                                as_of.isoformat(), size)).fetchall()
                 self._log("iter_billable", len(rows))
-                pending.extend(self._units(rows, as_of))
-            more = len(rows) == batch_size
+                units = self._units(rows, as_of)
+            more = len(rows) == size
             after = rows[-1][0] if rows else after
-            while len(pending) >= batch_size or (pending and not more):
-                yield pending[:batch_size]
-                del pending[:batch_size]
+            yield units
 
     def fetch_units(self, keys: Sequence[str],
                     as_of: dt.date) -> dict[str, BillableUnit | UnreadableRecord]:

@@ -110,19 +110,40 @@ class RestClient:
 
     def suiteql(self, query: str, limit: int) -> Mapping[str, Any]:
         """One page of a SuiteQL query (``offset`` always 0: paging is by key)."""
-        response = self.request(
-            "POST", self.options.url(SUITEQL_PATH), kind="suiteql", what="querying NetSuite",
-            idempotent=True, params={"limit": str(limit), "offset": "0"},
+        return self._read_json(
+            "a SuiteQL page", "POST", self.options.url(SUITEQL_PATH), kind="suiteql",
+            what="querying NetSuite", idempotent=True,
+            params={"limit": str(limit), "offset": "0"},
             headers={"Prefer": "transient", "Content-Type": "application/json"},
             data=json.dumps({"q": query}).encode())
-        return parse_json(response, "a SuiteQL page")
 
     def post_token(self, url: str, form: dict[str, str]) -> dict[str, Any]:
         """The token endpoint (form-encoded, unauthenticated); a refusal is fatal."""
-        response = self.request("POST", url, kind="token", what="requesting an access token",
-                                idempotent=True, authenticate=False, data=form,
-                                classifier=_token_classifier)
-        return dict(parse_json(response, "the token endpoint's answer"))
+        return dict(self._read_json("the token endpoint's answer", "POST", url, kind="token",
+                                    what="requesting an access token", idempotent=True,
+                                    authenticate=False, data=form,
+                                    classifier=_token_classifier))
+
+    def _read_json(self, answer: str, method: str, url: str, **kwargs: Any) -> Mapping[str, Any]:
+        """An idempotent request whose answer must be a JSON object. A 2xx that is not one
+        (a proxy's HTML page, a body cut short) is transient like a 5xx, so it is asked
+        again, bounded by ``max_attempts`` and logged like the retries in :meth:`request`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self.request(method, url, **kwargs)
+            try:
+                return parse_json(response, answer)
+            except TransientError as error:
+                if attempt >= self.options.max_attempts:
+                    self.log.error("netsuite_request_failed", what=kwargs["what"],
+                                   attempts=attempt, error=str(error))
+                    raise
+                delay = self.delay(attempt, None)
+                self.log.warning("netsuite_request_retry", what=kwargs["what"], attempt=attempt,
+                                 of=self.options.max_attempts, wait_seconds=round(delay, 3),
+                                 retry_after=None, error=str(error))
+                self.sleep(delay)
 
     # -- one request, with bounded retries -------------------------------------------------
 

@@ -51,7 +51,7 @@ from ar_sync.models import (
     UnreadableRecord,
     unreadable_key,
 )
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
+from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.rest import queries as q
 from ar_sync.netsuite.rest import records
 from ar_sync.netsuite.rest.client import RestClient, dumps_exact
@@ -110,20 +110,11 @@ class RestGateway:
     def iter_billable(self, as_of: dt.date,
                       batch_size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
         """Due units by order id then date; a page of orders per request, batched."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         rows = self._rows(q.DUE_ORDERS, q.ORDER_KEYS, sales_order=_type(q.SALES_ORDER),
                           statuses=sql_enums(q.BILLABLE, q.STATUS_LETTERS),
                           as_of=sql_date(as_of))
-        pending: list[BillableUnit | UnreadableRecord] = []
-        for orders in _pages(rows, PAGE_LIMIT):
-            pending.extend(self._units(orders, as_of))
-            while len(pending) >= batch_size:
-                yield pending[:batch_size]
-                del pending[:batch_size]
-        while pending:
-            yield pending[:batch_size]
-            del pending[:batch_size]
+        yield from rebatch((self._units(orders, as_of) for orders in _pages(rows, PAGE_LIMIT)),
+                           batch_size)
 
     def fetch_units(self, keys: Sequence[str],
                     as_of: dt.date) -> dict[str, BillableUnit | UnreadableRecord]:

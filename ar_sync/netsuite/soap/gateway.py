@@ -38,7 +38,7 @@ from ar_sync.errors import (
 )
 from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord, unreadable_key
 from ar_sync.netsuite import sandbox_records as shapes
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary
+from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.soap import records
 from ar_sync.netsuite.soap.client import BatchTooLarge, SoapClient
 
@@ -87,23 +87,15 @@ class SoapGateway:
     def iter_billable(self, as_of: dt.date,
                       batch_size: int) -> Iterator[list[BillableUnit | UnreadableRecord]]:
         """Due units by order id then date, a search page of orders at a time."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         c = self.client
         search = c.common.TransactionSearchBasic(
             type=c.core.SearchEnumMultiSelectField(searchValue=["_salesOrder"],
                                                    operator="anyOf"),
             status=c.core.SearchEnumMultiSelectField(searchValue=list(BILLABLE),
                                                      operator="anyOf"))
-        pending: list[BillableUnit | UnreadableRecord] = []
-        for page in self._search(search, "listing sales orders to bill", lines=True):
-            pending.extend(self._units(sorted(page, key=lambda r: int(r.internalId)), as_of))
-            while len(pending) >= batch_size:
-                yield pending[:batch_size]
-                del pending[:batch_size]
-        while pending:
-            yield pending[:batch_size]
-            del pending[:batch_size]
+        pages = self._search(search, "listing sales orders to bill", lines=True)
+        yield from rebatch((self._units(sorted(page, key=lambda r: int(r.internalId)), as_of)
+                            for page in pages), batch_size)
 
     def fetch_units(self, keys: Sequence[str],
                     as_of: dt.date) -> dict[str, BillableUnit | UnreadableRecord]:
