@@ -41,6 +41,28 @@ def test_duplicate_submission_is_rejected_not_overwritten(tmp_path: Path) -> Non
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_what_a_killed_write_left_behind_is_cleaned_up_on_the_next_start(
+        tmp_path: Path) -> None:
+    """A temp file older than the stale limit goes; a fresh one (a write in progress) and
+    every published document stay."""
+    import os
+    import time
+
+    from ar_sync_outbox import STALE_TEMP_SECONDS
+
+    conn = OutboxConnector("email", {"directory": tmp_path})
+    inv = sample_invoice()
+    conn.submit(inv, conn.render(inv))
+    stale, fresh = tmp_path / ".tmp-abc123", tmp_path / ".tmp-def456"
+    stale.write_bytes(b'{"half')
+    fresh.write_bytes(b'{"half')
+    old = time.time() - STALE_TEMP_SECONDS - 5
+    os.utime(stale, (old, old))
+    OutboxConnector("email", {"directory": tmp_path})
+    assert not stale.exists() and fresh.exists()
+    assert (tmp_path / "so_100_2026-11-01.json").exists()
+
+
 def test_outbox_is_found_through_its_entry_point() -> None:
     assert load_factory("outbox") is OutboxConnector
     with pytest.raises(ConnectorLoadError, match="unknown connector 'nope'.*outbox"):

@@ -4,7 +4,10 @@ Each delivery writes ``<key>.json`` (the invoice as data) and ``<key>.txt`` (wha
 reads). Like a portal, the outbox refuses a second submission of the same invoice
 (``DUPLICATE``) instead of silently overwriting it: the JSON file is published with an
 atomic hard link, which fails if it already exists. A crash mid-write leaves either the
-whole document or nothing, and :meth:`OutboxConnector.status` tells which.
+whole document or nothing, and :meth:`OutboxConnector.status` tells which; the temporary
+file such a crash leaves behind (``.tmp-*``) is removed when the connector next opens, once
+it is older than :data:`STALE_TEMP_SECONDS` (only one ar-sync works a state file and its
+outboxes at a time, so an older temporary file belongs to no write in progress).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,8 @@ from ar_sync.errors import TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, to_jsonable
 from ar_sync.rendering import render_text
 
+STALE_TEMP_SECONDS = 600
+
 
 class OutboxConnector:
     """Writes rendered invoices into ``directory``."""
@@ -29,6 +35,7 @@ class OutboxConnector:
     def __init__(self, channel: str, settings: Mapping[str, Any]) -> None:
         self.channel = channel
         self.directory = Path(settings["directory"])
+        _remove_stale_temps(self.directory)
 
     @staticmethod
     def validate_settings(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -92,3 +99,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    """Remove what a write killed half-way left behind (never a published document)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    try:
+        for path in directory.glob(".tmp-*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue
+    except OSError:
+        return  # an unreadable directory shows up, clearly, at the first submit
