@@ -659,11 +659,18 @@ class Cycle:
             self.log.error("channel_unusable", channel=channel, error=str(exc))
             playbook.alert_channel(self, channel, str(exc))  # one alert, channel stopped
         if attempt is not None and isinstance(exc, AmbiguousError):
+            # An ambiguous send is an attempt like any other: counted, so a channel that
+            # never answers ends in a hold (retry.exhausted) instead of a resend every cycle.
             with self.store.transaction():  # leave DELIVERING: next start asks the channel
                 self.store.finish_attempt(attempt, "ambiguous", error_class=type(exc).__name__,
                                           message=str(exc))
-                self.store.set_state(key, State.RETRY, retry_stage="deliver",
-                                     next_attempt_at=now())
+                row = self.store.unit(key)
+                retries = (row["retries"] if row else 0) + 1
+                if retries < self.settings.model.retry.max_attempts:
+                    self.store.set_state(key, State.RETRY, retry_stage="deliver",
+                                         retries=retries, next_attempt_at=now())
+                    return
+            self._retry(key, "deliver", exc)  # the last attempt: held for a person
             return
         self._retry(key, "deliver", exc, attempt)
 

@@ -127,6 +127,7 @@ class Stats:
     over_limit: int = 0
     dropped: int = 0
     suiteql: list[tuple[int, int, str]] = field(default_factory=list)  # (limit, offset, q)
+    refusals: Counter[str] = field(default_factory=Counter)  # by o:errorCode (e.g. DUP_RCRD)
 
 
 class FakeNetSuite:
@@ -148,6 +149,9 @@ class FakeNetSuite:
              for p in certificates.glob("*.crt")} if certificates else
             {k.kid: k.public_key for k in (key_pair("rsa"), key_pair("ec"))})
         self.faults: list[Fault] = []
+        # token URLs clients may know the account by besides its own (a proxy in front of
+        # it): a JWT assertion's aud may name any of them
+        self.token_urls: list[str] = []
         self.stats = Stats()
         self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (invoice id, body) applied
@@ -283,6 +287,8 @@ class FakeNetSuite:
             return error(404, "INVALID_URL", f"No such resource: {method} {handler.path}",
                          title="Not Found")
         except Refusal as exc:
+            with self._lock:
+                self.stats.refusals[exc.code] += 1
             return error(exc.status, exc.code, exc.detail, path=exc.path)
 
     # -- authentication -------------------------------------------------------------------
@@ -309,7 +315,8 @@ class FakeNetSuite:
         if header.get("alg") not in JWT_ALGORITHMS or header.get("typ") != "JWT":
             raise ValueError(f"alg {header.get('alg')!r} / typ {header.get('typ')!r} refused")
         key = self.certificates[header["kid"]]
-        claims = jwt.decode(assertion, key, algorithms=[header["alg"]], audience=self.token_url,
+        claims = jwt.decode(assertion, key, algorithms=[header["alg"]],
+                            audience=[self.token_url, *self.token_urls],
                             issuer=CLIENT_ID, options={"require": ["iss", "aud", "iat", "exp"]})
         scopes = str(claims.get("scope", "")).replace(" ", "").split(",")
         if "rest_webservices" not in scopes:
