@@ -555,7 +555,13 @@ class Cycle:
                 record_check()
                 self._hold(key, "invoice", holds)
             return
-        self._deliver(key, row["channel"], invoice, row["state"] == State.RETRY, record_check)
+        # Ask the channel first only when an earlier send may have arrived (ambiguous): after
+        # plain transient failures or a wait on an open circuit nothing got there, and a
+        # channel refuses a second copy anyway (the playbook then reconciles by status).
+        maybe_there = row["state"] == State.RETRY and bool(self.store.rows(
+            "SELECT 1 FROM attempts WHERE key = ? AND operation = 'deliver' "
+            "AND outcome = 'ambiguous' LIMIT 1", (key,)))
+        self._deliver(key, row["channel"], invoice, maybe_there, record_check)
 
     def addressed(self, invoice: Invoice) -> Invoice:
         """The invoice as its channel needs it: the AP mailbox and buyer reference from the

@@ -144,3 +144,51 @@ def test_waiting_on_an_open_circuit_spends_no_attempts(settings: Settings) -> No
     run(settings)
     assert rows(settings, "SELECT key FROM units WHERE channel = 'coupa' AND state = 'retry'"
                 ) == []
+
+
+def test_the_channel_is_asked_first_only_when_a_send_may_have_arrived(
+        settings: Settings) -> None:
+    """After a plain transient failure nothing reached the channel: the retry sends at once.
+    After an ambiguous send the retry asks the channel first and records what it has."""
+    from ar_sync.errors import AmbiguousError
+
+    class Flaky(OutboxConnector):
+        mode = "transient"
+        asked: list[str] = []
+
+        def submit(self, invoice: Invoice, document: Any) -> DeliveryOutcome:
+            if Flaky.mode == "transient":
+                raise TransientError("503")
+            outcome = super().submit(invoice, document)  # it arrives; the answer is lost
+            if Flaky.mode == "ambiguous":
+                raise AmbiguousError("no answer after sending")
+            return outcome
+
+        def status(self, key: str) -> DeliveryOutcome | None:
+            Flaky.asked.append(key)
+            return super().status(key)
+
+    def cycle() -> None:
+        store = Store.open(settings.state_path)
+        flaky = Flaky("coupa", {"directory": settings.base / "outbox" / "coupa"})
+        Cycle(settings, store, SandboxGateway.open(settings.sandbox_path),
+              connectors={"coupa": flaky}, as_of=AS_OF).run()
+        store.conn.execute("UPDATE units SET next_attempt_at = '2000-01-01' WHERE state = 'retry'")
+        store.conn.execute("UPDATE breakers SET open_until = NULL, failures = 0")
+        store.close()
+
+    cycle()  # every coupa send fails plainly
+    Flaky.mode = "ambiguous"
+    cycle()  # retried without asking first; they arrive but no answer comes back
+    assert Flaky.asked == []
+    sent = {r["key"] for r in rows(settings, "SELECT key FROM attempts WHERE outcome = "
+                                   "'ambiguous'")}
+    waiting = {r["key"] for r in rows(settings, "SELECT key FROM units WHERE state = 'retry'")}
+    assert sent and waiting > sent, "the circuit opened: the rest were never sent"
+    Flaky.mode = "ok"
+    cycle()  # only those asked first: the channel has them, recorded, not sent again
+    assert set(Flaky.asked) == sent
+    delivered = rows(settings, "SELECT key, delivery_ref FROM units WHERE channel = 'coupa' "
+                     "AND state = 'delivered'")
+    assert {r["key"] for r in delivered} >= waiting
+    assert len(list((settings.base / "outbox" / "coupa").glob("*.json"))) == len(delivered)

@@ -129,3 +129,52 @@ def test_settings_are_validated() -> None:
     problems = dict(PeppolConnector.validate_settings(
         {"url": "http://ap", "directory": "x", "tax_categories": {"A": "Q"}}))
     assert {"url", "token_env", "tax_categories"} <= set(problems)
+
+
+def test_broken_access_point_answers_are_transient_never_a_crash(
+        access_point: FakeAccessPoint, seller: Seller) -> None:
+    """A proxy's HTML page or an answer cut short, on submit and on status: the connector
+    raises ar-sync's errors (ambiguous when the document may have arrived), never requests'
+    or json's own, which would stop the cycle."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ar_sync.errors import AmbiguousError, TransientError
+
+    class Broken(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            if self.command == "POST":
+                self.rfile.read(int(self.headers["Content-Length"]))
+            if "cut" in self.path:  # promises 400 bytes, sends 20, hangs up
+                self.send_response(200)
+                self.send_header("Content-Length", "400")
+                self.end_headers()
+                self.wfile.write(b'{"id": "doc-1", "st')
+                self.close_connection = True
+                return
+            body = b"<html><body>502 Bad Gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for path in ("/html", "/cut"):
+            conn = PeppolConnector("peppol", ap_settings(access_point, seller,
+                                                         url=base + path))
+            with pytest.raises(AmbiguousError):
+                conn.submit(PEPPOL_SAMPLE, conn.render(PEPPOL_SAMPLE))
+            with pytest.raises(TransientError):
+                conn.status(PEPPOL_SAMPLE.key)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -127,6 +127,10 @@ class PeppolConnector:
             raise AmbiguousError(f"{self.channel}: connection lost after sending") from exc
         except requests.Timeout as exc:
             raise AmbiguousError(f"{self.channel}: no answer after sending") from exc
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:  # sent; the answer broke off
+            raise AmbiguousError(f"{self.channel}: the answer was cut off after "
+                                 "sending") from exc
         return self._outcome(answer)
 
     def status(self, key: str) -> DeliveryOutcome | None:
@@ -145,7 +149,10 @@ class PeppolConnector:
             return None
         if answer.status_code != 200:
             raise TransientError(f"{self.channel}: status answered HTTP {answer.status_code}")
-        data = answer.json()
+        data = _json(answer)
+        if not data.get("id"):  # a proxy's page or an answer cut short: ask again later
+            raise TransientError(f"{self.channel}: the status answer is not the access "
+                                 "point's JSON")
         reference = f"peppol:{data['id']}"
         if data.get("response"):
             return response_outcome(parse_invoice_response(data["response"].encode()),
@@ -164,7 +171,11 @@ class PeppolConnector:
         code = answer.status_code
         if code in (200, 201, 202):
             status = OutcomeStatus.PENDING if code == 202 else OutcomeStatus.ACCEPTED
-            return DeliveryOutcome(status, reference=f"peppol:{answer.json()['id']}")
+            ident = _json(answer).get("id")
+            if not ident:  # taken, most likely, but without a reference: the status tells
+                raise AmbiguousError(f"{self.channel}: HTTP {code} without a document id "
+                                     "(the answer is not the access point's JSON)")
+            return DeliveryOutcome(status, reference=f"peppol:{ident}")
         if code == 429 or code >= 500:
             raise TransientError(f"{self.channel}: access point HTTP {code}")
         text = answer.text[:500]
