@@ -8,8 +8,14 @@ so a CI machine that lost the schemas cannot pass silently.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +74,64 @@ SELLER = Seller(
 @pytest.fixture
 def seller() -> Seller:
     return SELLER
+
+
+# -- loopback servers shared by tests ---------------------------------------------------------
+
+@contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) running ``handler``; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (aiosmtpd needs one named up front)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Inbox:
+    """What an SMTP server on loopback received: envelopes, and each message's text."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+    def texts(self) -> list[str]:
+        return [message_from_bytes(e.content).get_payload(decode=True).decode()
+                for e in self.messages]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """A plain SMTP server (aiosmtpd) on loopback: its port and its inbox."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
+
+
+def minimal_config(directory: Path, extra: str = "") -> Path:
+    """The smallest valid config (one outbox channel, an empty library) plus ``extra``."""
+    (directory / "customers.toml").write_text("")
+    path = directory / "ar-sync.toml"
+    path.write_text('[requirements]\nlibrary = "customers.toml"\n[delivery]\n'
+                    'default_channel = "email"\n[channels.email]\nconnector = "outbox"\n'
+                    'directory = "out"\n' + extra)
+    return path

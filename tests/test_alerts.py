@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from conftest import Inbox, free_port, serve_http
 
 from ar_sync.config import load_settings
 from ar_sync.demo import write_demo_dir
@@ -40,32 +38,8 @@ class Hook(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook() -> Iterator[str]:
     Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+    with serve_http(Hook) as base:
+        yield f"{base}/hook"
 
 
 def configured(tmp_path: Path, alerts: str) -> Any:
@@ -125,9 +99,7 @@ def test_a_failing_cycle_alerts_that_nothing_has_succeeded(tmp_path: Path,
 
 def test_a_broken_webhook_is_retried_after_the_next_cycle(tmp_path: Path,
                                                          webhook: str) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
+    dead = free_port()
     settings = configured(tmp_path, f'[alerts]\nwebhook_url = "http://127.0.0.1:{dead}/x"\n'
                                     "timeout_seconds = 2\n")
     run_cycle(settings, as_of=AS_OF)  # the cycle itself succeeds; the alert waits

@@ -16,19 +16,18 @@ import logging
 import os
 import re
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from conftest import free_port, serve_http
 
 from ar_sync import log
 from ar_sync.demo import write_demo_dir
@@ -198,13 +197,8 @@ class Hook(BaseHTTPRequestHandler):
 @contextmanager
 def webhook() -> Iterator[str]:
     Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/services/{HOOK_TOKEN}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Hook) as base:
+        yield f"{base}/services/{HOOK_TOKEN}"
 
 
 @pytest.fixture(scope="module")
@@ -307,10 +301,7 @@ def test_a_webhook_that_fails_is_logged_without_its_secret_url(tmp_path: Path) -
     """requests puts the URL in its errors; the URL is a secret and stays masked."""
     config = write_demo_dir(tmp_path / "demo")
     set_section(config, "alerts", 'webhook_url_env = "AR_SYNC_TEST_HOOK_URL"')
-    with socket.socket() as probe:  # a port with nobody listening
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/services/{HOOK_TOKEN}"
+    url = f"http://127.0.0.1:{free_port()}/services/{HOOK_TOKEN}"  # nobody listening
     result = run_cli(config, "run", "--once", env={"AR_SYNC_TEST_HOOK_URL": url})
     assert result.returncode == 0, result.stderr
     failed = [e for e in json_lines(result.stderr) if e["event"] == "alert_webhook_failed"]

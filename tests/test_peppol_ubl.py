@@ -136,8 +136,9 @@ def test_broken_access_point_answers_are_transient_never_a_crash(
     """A proxy's HTML page or an answer cut short, on submit and on status: the connector
     raises ar-sync's errors (ambiguous when the document may have arrived), never requests'
     or json's own, which would stop the cycle."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from conftest import serve_http
 
     from ar_sync.errors import AmbiguousError, TransientError
 
@@ -164,10 +165,7 @@ def test_broken_access_point_answers_are_transient_never_a_crash(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_http(Broken) as base:
         for path in ("/html", "/cut"):
             conn = PeppolConnector("peppol", ap_settings(access_point, seller,
                                                          url=base + path))
@@ -175,6 +173,3 @@ def test_broken_access_point_answers_are_transient_never_a_crash(
                 conn.submit(PEPPOL_SAMPLE, conn.render(PEPPOL_SAMPLE))
             with pytest.raises(TransientError):
                 conn.status(PEPPOL_SAMPLE.key)
-    finally:
-        server.shutdown()
-        server.server_close()

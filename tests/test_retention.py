@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
+from conftest import minimal_config
 
 from ar_sync.cli import cli
 from ar_sync.config import Settings, load_settings
@@ -297,13 +298,8 @@ def test_vacuum_gives_the_space_back_and_is_never_a_dry_run(settings: Settings) 
     assert refused.exit_code == 2 and "cannot be a dry run" in refused.output
 
 
-def _config(tmp_path: Path, retention: str) -> Path:
-    (tmp_path / "customers.toml").write_text("")
-    path = tmp_path / "ar-sync.toml"
-    path.write_text('[requirements]\nlibrary = "customers.toml"\n[delivery]\n'
-                    'default_channel = "email"\n[channels.email]\nconnector = "outbox"\n'
-                    'directory = "out"\n' + retention)
-    return path
+def _config(tmp_path: Path, extra: str) -> Path:
+    return minimal_config(tmp_path, extra)
 
 
 def test_the_defaults_are_seven_years_and_ninety_days(tmp_path: Path) -> None:

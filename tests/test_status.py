@@ -41,6 +41,14 @@ def status(settings: Settings) -> tuple[dict[str, Any], str]:
     return data, text
 
 
+def daemon_note(settings: Settings, pid: int, schedule: str, next_run: str) -> None:
+    """What a daemon with ``pid`` leaves beside the state file: the lock and its note."""
+    lock_path(settings.state_path).write_text(f"pid {pid} on {socket.gethostname()} since x")
+    write_schedule(settings.state_path, {"pid": pid, "host": socket.gethostname(),
+                                         "since": "2026-11-30T07:00:00+00:00",
+                                         "schedule": schedule, "next_run_at": next_run})
+
+
 def test_no_daemon_is_said_plainly(settings: Settings) -> None:
     data, text = status(settings)
     assert data["daemon"] == {"running": False, "schedule": "every 60 min",
@@ -51,23 +59,14 @@ def test_no_daemon_is_said_plainly(settings: Settings) -> None:
 def test_a_dead_daemons_note_does_not_pass_for_a_running_one(settings: Settings) -> None:
     """A daemon killed with -9 leaves its note behind; its pid is gone, so it is not running."""
     gone = 2 ** 22 + 12345  # above the default pid_max: no such process
-    lock_path(settings.state_path).write_text(f"pid {gone} on {socket.gethostname()} since x")
-    write_schedule(settings.state_path, {"pid": gone, "host": socket.gethostname(),
-                                         "since": "2026-11-30T07:00:00+00:00",
-                                         "schedule": "every 60 min",
-                                         "next_run_at": "2026-11-30T08:00:00+00:00"})
+    daemon_note(settings, gone, "every 60 min", "2026-11-30T08:00:00+00:00")
     data, text = status(settings)
     assert data["daemon"]["running"] is False and "NOT RUNNING" in text
 
 
 def test_a_live_daemons_next_run_is_shown(settings: Settings) -> None:
     """What the daemon writes (pid, schedule, next run) is what status shows while it lives."""
-    me = os.getpid()
-    lock_path(settings.state_path).write_text(f"pid {me} on {socket.gethostname()} since x")
-    write_schedule(settings.state_path, {"pid": me, "host": socket.gethostname(),
-                                         "since": "2026-11-30T07:00:00+00:00",
-                                         "schedule": "every 15 min",
-                                         "next_run_at": "2026-11-30T07:15:00+00:00"})
+    daemon_note(settings, os.getpid(), "every 15 min", "2026-11-30T07:15:00+00:00")
     data, text = status(settings)
     assert data["daemon"]["running"] is True
     assert "Next run:      2026-11-30 07:15:00 UTC" in text and "every 15 min" in text

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from conftest import minimal_config
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -162,13 +163,8 @@ def https(pki: Pki) -> Iterator[str]:
 
 # -- a config on disk ------------------------------------------------------------------------
 
-def _config(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "customers.toml").write_text("")
-    path = tmp_path / "ar-sync.toml"
-    path.write_text('[requirements]\nlibrary = "customers.toml"\n[delivery]\n'
-                    'default_channel = "email"\n[channels.email]\nconnector = "outbox"\n'
-                    'directory = "out"\n' + text)
-    return path
+def _config(tmp_path: Path, extra: str) -> Path:
+    return minimal_config(tmp_path, extra)
 
 
 def _bundle_line(pki: Pki, tmp_path: Path) -> str:

@@ -14,17 +14,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from email import message_from_bytes
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from conftest import Inbox
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
@@ -36,32 +33,6 @@ def shell_blocks() -> list[str]:
     start = text.index(SECTION)
     end = text.index("\n## ", start)
     return re.findall(r"```sh\n(.*?)```", text[start:end], re.S)
-
-
-class Mailbox:
-    """The on-call mailbox: every message aiosmtpd receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.content)
-        self.messages.append(msg.get_payload(decode=True).decode())
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
 
 
 def wait_for(what: str, condition: Callable[[], bool], daemon: subprocess.Popen[bytes],
@@ -76,9 +47,8 @@ def wait_for(what: str, condition: Callable[[], bool], daemon: subprocess.Popen[
 
 
 @pytest.mark.slow
-def test_the_readme_outage_walkthrough(tmp_path: Path,
-                                       mailbox: tuple[Mailbox, int]) -> None:
-    box, port = mailbox
+def test_the_readme_outage_walkthrough(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
+    port, box = smtp
     blocks = shell_blocks()
     assert len(blocks) == 5, "setup, mailbox, break + daemon, look, fix"
     setup, _mailbox_cmd, break_and_run, look, fix = blocks
@@ -101,7 +71,7 @@ def test_the_readme_outage_walkthrough(tmp_path: Path,
                               stdout=subprocess.DEVNULL, stderr=err)
     try:
         def circuit_alerts() -> list[str]:
-            return [m for m in box.messages if "CIRCUIT OPEN for channel:coupa" in m]
+            return [m for m in box.texts() if "CIRCUIT OPEN for channel:coupa" in m]
 
         wait_for("alert about the Coupa circuit", lambda: bool(circuit_alerts()), daemon)
         alert = circuit_alerts()[0]
@@ -129,7 +99,7 @@ def test_the_readme_outage_walkthrough(tmp_path: Path,
 
         wait_for("drained retry queue", drained, daemon)
         time.sleep(7)  # one more cycle: the open circuit is not alerted again
-        assert len(circuit_alerts()) == 1, box.messages
+        assert len(circuit_alerts()) == 1, box.texts()
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=60)

@@ -4,16 +4,16 @@ network, not a billion laughs."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zeep.exceptions
 import zeep.loader
+from conftest import serve_http
 
 from ar_sync.documents.cxml import parse_status, parse_status_update
 from ar_sync.documents.ubl import parse_invoice_response
@@ -40,11 +40,8 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Recorder.hits = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_http(Recorder) as base:
+        yield base
 
 
 @pytest.fixture
