@@ -2,7 +2,9 @@
 
 Figures are read from the state store at each scrape (a custom collector), so they are right
 whatever process wrote them — the daemon, a ``run --once``, an operator's ``rerun`` — and a
-restart loses nothing. Bound to 127.0.0.1 unless ``[health] listen`` says otherwise.
+restart loses nothing. The NetSuite requests the store does not record (reads, and how each
+HTTP request was answered) are the daemon's own counters (:mod:`ar_sync.metrics`). Bound to
+127.0.0.1 unless ``[health] listen`` says otherwise.
 
 ``/healthz`` answers 200 while the last successful cycle is younger than twice the schedule
 interval, else 503 with the reason, so a plain HTTP probe notices a stuck or failing daemon.
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ar_sync import metrics
 from ar_sync.config import Settings
 from ar_sync.store import State, Store
 
@@ -88,6 +91,13 @@ class StoreCollector(Collector):
         yield oldest
 
 
+class ProcessCollector(Collector):
+    """This process's own counters (:mod:`ar_sync.metrics`): NetSuite requests by result."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from metrics.REGISTRY.collect()
+
+
 def health(settings: Settings) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for ``/healthz``."""
     from ar_sync.alerts import schedule_interval
@@ -112,6 +122,7 @@ def serve(settings: Settings, listen: str) -> ThreadingHTTPServer:
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreCollector(settings.state_path))
+    registry.register(ProcessCollector())
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

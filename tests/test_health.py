@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from ar_sync.config import load_settings
 from ar_sync.demo import write_demo_dir
@@ -55,3 +58,49 @@ def test_health_and_metrics(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_netsuite_requests_by_kind_and_result(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reads and refusals the store does not record: each REST request by kind and how
+    NetSuite answered it, including a 503 that was retried and a 429."""
+    from netsuite_rest_fake import FakeNetSuite, use_rest
+
+    config = write_demo_dir(tmp_path / "demo", AS_OF)
+    with FakeNetSuite(config.parent / "state" / "sandbox.db") as fake:
+        for name, value in use_rest(config, fake).items():
+            monkeypatch.setenv(name, value)
+        with config.open("a", encoding="utf-8") as fh:
+            fh.write("\n[retry]\nin_call_wait_seconds = 0.01\n")
+        settings = load_settings(config)
+        fake.inject("status", route="suiteql", status=503, times=1)
+        fake.inject("status", route="transform", status=429, times=1, retry_after="0")
+        before = _requests()
+        run_cycle(settings, as_of=AS_OF)
+    server = serve(settings, "127.0.0.1:0")
+    try:
+        metrics = get(f"http://127.0.0.1:{server.server_address[1]}/metrics")[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+    after = _requests(metrics)
+    grew = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert grew[("rest", "suiteql", "5xx")] == 1
+    assert grew[("rest", "transform", "429")] == 1
+    assert grew[("rest", "transform", "ok")] == 64
+    assert grew[("rest", "suiteql", "ok")] >= 3 and grew[("rest", "token", "ok")] == 1
+
+
+def _requests(text: str | None = None) -> dict[tuple[str, ...], float]:
+    """arsync_netsuite_requests_total by (api, kind, result), from /metrics text or now."""
+    if text is None:
+        from prometheus_client import generate_latest
+
+        from ar_sync.metrics import REGISTRY
+
+        text = generate_latest(REGISTRY).decode()
+    found = {}
+    for m in re.finditer(r'arsync_netsuite_requests_total\{api="(\w+)",kind="(\w+)",'
+                         r'result="(\w+)"\} ([\d.e+]+)', text):
+        found[m.group(1, 2, 3)] = float(m[4])
+    return found

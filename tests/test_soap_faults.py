@@ -95,9 +95,13 @@ def test_faults_are_retried_with_a_fresh_passport_or_explained(
         fake: FakeSoap, tmp_path: Path) -> None:
     gateway = soap_gateway(fake, cache_dir=tmp_path, max_attempts=4)
     fake.faults = [Injected("any", "concurrency", 2), Injected("any", "http503")]
+    before = _counted()
     assert gateway.tax_codes()
     nonces = [n for n, _ in fake.stats.passports]
     assert len(nonces) == len(set(nonces))
+    grew = {k: v - before.get(k, 0) for k, v in _counted().items() if v != before.get(k, 0)}
+    assert grew == {("search", "exceededConcurrentRequestLimitFault"): 2,
+                    ("search", "not_soap"): 1, ("search", "ok"): 1}  # the 503's HTML page
     fake.faults = [Injected("any", "unexpected", 5)]
     with pytest.raises(Exception, match="Error ID: lx9f2k1a1u8c0d2xq7s1"):
         gateway.tax_codes()
@@ -155,3 +159,11 @@ def test_a_wsdl_url_is_fetched_once_then_read_from_the_cache(
     start()
     assert fake.stats.requests["GET wsdl"] == fetched
     assert (tmp_path / "wsdl-cache" / "wsdl-cache.sqlite").is_file()
+
+
+def _counted() -> dict[tuple[str, str], float]:
+    """The process's SOAP request counters (what /metrics serves), by (operation, result)."""
+    from ar_sync.metrics import REGISTRY
+
+    return {(s.labels["kind"], s.labels["result"]): s.value for m in REGISTRY.collect()
+            for s in m.samples if s.name.endswith("_total") and s.labels["api"] == "soap"}

@@ -38,7 +38,7 @@ from typing import Any
 import requests
 import urllib3
 
-from ar_sync import log
+from ar_sync import log, metrics
 from ar_sync.errors import AmbiguousError, ArSyncError, FatalError, TransientError
 from ar_sync.netsuite.rest.auth import Authenticator, token_refusal
 from ar_sync.netsuite.rest.errors import (
@@ -159,8 +159,11 @@ class RestClient:
             try:
                 response = self._send(method, url, kind, auth, kwargs)
             except requests.RequestException as exc:
+                metrics.netsuite_request("rest", kind, "timeout" if isinstance(
+                    exc, requests.Timeout) else "connection")
                 error: ArSyncError = self._unanswered(exc, what, idempotent)
             else:
+                metrics.netsuite_request("rest", kind, metrics.http_result(response.status_code))
                 if response.status_code < 400:
                     return response
                 if (response.status_code == 401 and auth is not None and not renewed

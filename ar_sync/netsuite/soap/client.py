@@ -35,7 +35,7 @@ import zeep.exceptions
 import zeep.wsdl
 from lxml import etree
 
-from ar_sync import log
+from ar_sync import log, metrics
 from ar_sync.errors import ArSyncError, FatalError, TransientError
 from ar_sync.netsuite.soap.options import SoapOptions
 from ar_sync.netsuite.soap.passport import passport
@@ -178,20 +178,27 @@ class SoapClient:
             if preferences is not None:
                 headers["preferences"] = preferences
             try:
-                return _unwrapped(getattr(self.service, operation)(**body,
-                                                                   _soapheaders=headers))
+                answer = _unwrapped(getattr(self.service, operation)(**body,
+                                                                     _soapheaders=headers))
+                metrics.netsuite_request("soap", operation, "ok")
+                return answer
             except zeep.exceptions.Fault as exc:
+                metrics.netsuite_request("soap", operation, _fault_label(exc))
                 error = classify_fault(exc, what)
                 if isinstance(error, UnexpectedNetSuiteError):
                     unexpected += 1
                     if unexpected >= self.options.unexpected_error_attempts:
                         raise error from exc
             except zeep.exceptions.TransportError as exc:
+                metrics.netsuite_request("soap", operation, metrics.http_result(exc.status_code))
                 error = _http_error(exc.status_code, what)
             except requests.Timeout:
+                metrics.netsuite_request("soap", operation, "timeout")
                 error = TransientError(f"NetSuite did not answer {what} within "
                                        f"{self.options.read_timeout:g} s")
             except (requests.ConnectionError, etree.XMLSyntaxError) as exc:
+                metrics.netsuite_request("soap", operation, "connection" if isinstance(
+                    exc, requests.ConnectionError) else "malformed")
                 if (tls := verification_failure(exc)) is not None:
                     raise FatalError(f"cannot reach NetSuite safely while {what}: "
                                      f"{tls}") from exc
@@ -247,6 +254,14 @@ def fault_parts(exc: zeep.exceptions.Fault) -> tuple[str, str, str]:
              if isinstance(c.tag, str)}
     return (etree.QName(fault).localname, texts.get("code", ""),
             texts.get("message", "") or str(exc.message or ""))
+
+
+def _fault_label(exc: zeep.exceptions.Fault) -> str:
+    """The metrics label of a fault: its detail element's name, or ``not_soap`` for an
+    answer without a SOAP envelope (a proxy's or load balancer's error page)."""
+    if not isinstance(exc.detail, etree._Element) and not exc.code:
+        return "not_soap"
+    return fault_parts(exc)[0] or "fault"
 
 
 def _http_error(status: int, what: str) -> ArSyncError:
