@@ -6,6 +6,7 @@ Human output goes to stdout and fits 100 columns; logs go to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -291,12 +292,24 @@ def config() -> None:
 
 
 @config.command("check")
+@json_option
 @pass_ctx
-def config_check(c: Context) -> None:
+def config_check(c: Context, as_json: bool) -> None:
     """Validate the config and the customer library; exit 2 on any error."""
-    settings = c.settings
-    click.echo(f"{settings.path}: ok ({len(settings.model.channels)} channels, "
-               f"{len(settings.requirements)} customers in the requirements library)")
+    if not as_json:
+        settings = c.settings
+        click.echo(f"{settings.path}: ok ({len(settings.model.channels)} channels, "
+                   f"{len(settings.requirements)} customers in the requirements library)")
+        return
+    try:
+        settings = c.settings
+    except ConfigError as exc:
+        _echo_json({"ok": False, "problems": [{"file": f, "key": k, "message": log.mask(m)}
+                                              for f, k, m in exc.problems]})
+        sys.exit(EXIT_USAGE)
+    _echo_json({"ok": True, "file": str(settings.path),
+                "channels": sorted(settings.model.channels),
+                "customers": len(settings.requirements)})
 
 
 @cli.group()
@@ -305,8 +318,9 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@json_option
 @pass_ctx
-def audit_verify(c: Context) -> None:
+def audit_verify(c: Context, as_json: bool) -> None:
     """Check the hash chain of the event history; exit 1 naming the first broken event."""
     from ar_sync.audit import verify
 
@@ -315,6 +329,13 @@ def audit_verify(c: Context) -> None:
         count, broken = verify(store)
     finally:
         store.close()
+    if as_json:
+        _echo_json({"ok": broken is None, "events": count,
+                    "broken": None if broken is None else {"event_id": broken.event_id,
+                                                           "problem": broken.problem}})
+        if broken is not None:
+            sys.exit(EXIT_FAILED)
+        return
     if broken is None:
         click.echo(f"ok: {count} events, chain intact")
         return
@@ -422,13 +443,17 @@ def netsuite() -> None:
 
 
 @netsuite.command("ping")
+@json_option
 @pass_ctx
-def netsuite_ping(c: Context) -> None:
+def netsuite_ping(c: Context, as_json: bool) -> None:
     """Check the [netsuite.rest] credentials and the role's permissions; exit 1 on a failure."""
     from ar_sync.netsuite.rest.ping import FAIL, format_checks, ping
 
     checks = ping(c.settings)
-    click.echo(format_checks(checks))
+    if as_json:
+        _echo_json([dataclasses.asdict(check) for check in checks])
+    else:
+        click.echo(format_checks(checks))
     if any(check.status == FAIL for check in checks):
         sys.exit(EXIT_FAILED)
 

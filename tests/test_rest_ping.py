@@ -46,6 +46,20 @@ def test_a_good_setup_passes_every_check(demo: Path, fake: FakeNetSuite,
     assert "PS256" in result.output and "sales orders: readable" in result.output
 
 
+def test_the_checks_in_json(demo: Path, fake: FakeNetSuite,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    for name, value in use_rest(demo, fake).items():
+        monkeypatch.setenv(name, value)
+    fake.permissions = fake.permissions - {"rest_webservices"}
+    result = CliRunner().invoke(cli, ["--config", str(demo), "netsuite", "ping", "--json"])
+    assert result.exit_code == 1
+    checks = json.loads(result.stdout)
+    assert {"status", "what", "detail"} <= set(checks[0])
+    assert any(c["status"] == "FAIL" and "REST Web Services" in c["detail"] for c in checks)
+
+
 def test_tba_passes_too(demo: Path, fake: FakeNetSuite,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     result = ping(demo, monkeypatch, use_rest(demo, fake, auth="tba"))
