@@ -54,17 +54,20 @@ def test_the_readme_outage_walkthrough(tmp_path: Path, smtp: tuple[int, Inbox]) 
     setup, _mailbox_cmd, break_and_run, look, fix = blocks
     env = {k: v for k, v in os.environ.items() if not k.startswith("AR_SYNC")}
 
+    def local(text: str) -> str:
+        """README lines as they run here: this venv's ar-sync, the test's mail port."""
+        return re.sub(r"(?<![\w/.-])\.venv/bin/", f"{BIN}/", text).replace("8025", str(port))
+
     def sh(script: str) -> str:
-        script = script.replace(".venv/bin/", f"{BIN}/").replace("8025", str(port))
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    sh(setup)
-    c = f'C="{BIN}/ar-sync --config ops/ar-sync.toml"\n'
+    sh(local(setup))
+    c = next(local(line) for line in setup.splitlines() if line.startswith("C=")) + "\n"
     breaking, run_daemon = break_and_run.strip().splitlines()
-    sh(breaking)
+    sh(local(breaking))
     assert run_daemon.startswith("$C daemon")
     err = (tmp_path / "daemon.err").open("w")
     daemon = subprocess.Popen(["bash", "-c", c + "exec $C daemon"], cwd=tmp_path, env=env,
@@ -90,7 +93,7 @@ def test_the_readme_outage_walkthrough(tmp_path: Path, smtp: tuple[int, Inbox]) 
 
         fix_cmd = fix.strip().splitlines()[0]
         assert fix_cmd.startswith("rm ")
-        sh(fix_cmd)
+        sh(local(fix_cmd))
 
         def drained() -> bool:
             data = json.loads(sh(c + "$C status --json"))
