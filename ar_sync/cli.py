@@ -185,15 +185,33 @@ def resolve(c: Context, key: str, note: str, as_user: str | None) -> None:
 
 @cli.command()
 @click.argument("key")
+@click.option("--document", type=int, default=None, metavar="ATTEMPT",
+              help="Print the document sent in this attempt (#id in the story), as sent.")
 @json_option
 @pass_ctx
-def show(c: Context, key: str, as_json: bool) -> None:
-    """The whole story of one invoice: findings, attempts, history."""
+def show(c: Context, key: str, document: int | None, as_json: bool) -> None:
+    """The whole story of one invoice: findings, attempts, history; or the document sent."""
     from ar_sync.views import format_show, show_data
 
-    data = show_data(c.store(), key)
+    store = c.store()
+    data = show_data(store, key)
     if data is None:
         raise click.ClickException(f"no invoice with key {key!r} (see `ar-sync failures`)")
+    if document is not None:
+        attempt = next((a for a in data["attempts"] if a["id"] == document), None)
+        if attempt is None:
+            raise click.ClickException(f"{key} has no attempt #{document} (see `ar-sync show "
+                                       f"{key}`)")
+        if attempt["pruned_at"]:
+            raise click.ClickException(f"the document of attempt #{document} was pruned on "
+                                       f"{attempt['pruned_at']} under {attempt['pruned_policy']}")
+        body = store.document(document)
+        if body is None:
+            raise click.ClickException(f"attempt #{document} sent no document")
+        click.echo(body, nl=False)  # the bytes as sent (a redirect gets exactly them)
+        if sys.stdout.isatty() and not body.endswith(b"\n"):
+            click.echo()
+        return
     _echo_json(data) if as_json else click.echo(format_show(data))
 
 

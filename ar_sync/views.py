@@ -271,9 +271,11 @@ def format_show(d: dict[str, Any]) -> str:
         lines += ["", "Attempts (UTC):"]
         for a in d["attempts"]:
             lines.append(f"  {_when(a['started_at'])}  {a['operation']:<8} {a['target']:<18} "
-                         f"{a['outcome']}")
+                         f"{a['outcome']:<10} #{a['id']}")
             pruned = (f"(payload pruned {_when(a['pruned_at'])} UTC under "
-                      f"{a['pruned_policy']})" if a["pruned_at"] else "")
+                      f"{a['pruned_policy']})" if a["pruned_at"] else
+                      f"sent {a['document_type']}: `ar-sync show {d['key']} --document "
+                      f"{a['id']}`" if a["document_type"] else "")
             for extra in (a["reference"], a["message"], pruned):
                 if extra:
                     lines.extend(textwrap.wrap(extra, WIDTH, initial_indent="      ",

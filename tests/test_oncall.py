@@ -133,3 +133,20 @@ def test_a_channel_rejection_shows_the_portals_words_and_the_forced_rerun(
     assert shown["last_answer"]["code"] == "MISSING_PO"
     assert "channel:coupa said at" in invoke(settings, "failures").output
     assert "MISSING_PO 400 PO number required" in invoke(settings, "failures").output
+
+
+def test_show_prints_the_document_exactly_as_sent(settings: Settings) -> None:
+    """What did we send to Coupa? The stored document of the attempt, byte for byte."""
+    store = Store.open(settings.state_path)
+    row = store.rows("SELECT a.id, a.key FROM attempts a JOIN units u ON u.key = a.key WHERE "
+                     "u.channel = 'coupa' AND a.operation = 'deliver' AND a.outcome = 'ok' "
+                     "LIMIT 1")[0]
+    store.close()
+    story = invoke(settings, "show", row["key"]).output
+    assert f"`ar-sync show {row['key']} --document {row['id']}`" in story
+    sent = invoke(settings, "show", row["key"], "--document", str(row["id"]))
+    published = (settings.base / "outbox" / "coupa" /
+                 (row["key"].replace(":", "_") + ".json")).read_text()
+    assert sent.exit_code == 0 and sent.output == published
+    other = invoke(settings, "show", row["key"], "--document", "999999")
+    assert other.exit_code == 1 and "has no attempt #999999" in other.output

@@ -150,6 +150,8 @@ def test_old_payloads_of_delivered_invoices_go_and_recent_ones_stay(settings: Se
     assert verify.exit_code == 0 and "chain intact" in verify.output
     story = invoke(settings, "show", old_keys[0]).output
     assert "(payload pruned " in story and "under evidence_days=2557)" in story
+    gone = invoke(settings, "show", old_keys[0], "--document", str(old[0]))
+    assert gone.exit_code == 1 and "was pruned on" in gone.output
 
     again = invoke(settings, "state", "prune")  # nothing is pruned twice
     assert "pruned the payloads of 0 attempt(s)" in again.output
