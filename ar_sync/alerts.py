@@ -85,6 +85,29 @@ def collect(store: Store, after_event: int) -> list[Alert]:
     return alerts
 
 
+def still_waiting(settings: Settings, store: Store) -> list[Alert]:
+    """A reminder, at most once per ``dedup_hours``, of invoices that have waited for a
+    person longer than that: an alert is sent once, but the problem may still be there.
+
+    One line for all of them (how many, how many nobody has taken, the oldest), not one per
+    invoice: the invoices were each alerted when they were held.
+    """
+    cutoff = (dt.datetime.now(dt.UTC)
+              - dt.timedelta(hours=settings.model.alerts.dedup_hours)).isoformat()
+    row = store.conn.execute(
+        "SELECT COUNT(*), SUM(owner IS NULL), MIN(updated_at) FROM units "
+        "WHERE state = 'held' AND updated_at < ?", (cutoff,)).fetchone()
+    count, unowned, oldest = int(row[0] or 0), int(row[1] or 0), row[2]
+    if not count:
+        return []
+    return [Alert("still_waiting", f"STILL WAITING: {count} invoice(s) held for a person for "
+                                   f"over {settings.model.alerts.dedup_hours:g} h, {unowned} "
+                                   f"taken by nobody (`ar-sync ack KEY`); the oldest since "
+                                   f"{oldest[:16].replace('T', ' ')} UTC. See "
+                                   "`ar-sync failures --older-than "
+                                   f"{max(1, round(settings.model.alerts.dedup_hours))}h`.")]
+
+
 def cycle_failed(settings: Settings, store: Store, error: str) -> Alert:
     """The alert for a failed cycle, stronger when nothing has succeeded for too long."""
     row = store.conn.execute("SELECT MAX(finished_at) FROM cycles WHERE outcome = 'ok'"

@@ -121,7 +121,8 @@ def run_cycle(settings: Settings, *, as_of: dt.date | None = None,
         cycle = Cycle(settings, store, gateway, as_of=as_of, stop=stop, progress=progress)
         report = cycle.run(only_keys)
         if alerts.enabled(settings):
-            alerts.send(settings, store, alerts.collect(store, mark))  # and what waited
+            alerts.send(settings, store, [*alerts.collect(store, mark),  # and what waited
+                                          *alerts.still_waiting(settings, store)])
         return report
     except ArSyncError as exc:
         _alert_failure(settings, store, exc, mark)

@@ -73,6 +73,32 @@ def test_the_same_problem_alerts_once_per_period(tmp_path: Path, webhook: str) -
     assert len(Hook.received) == 1
 
 
+def test_what_still_waits_after_the_period_is_recalled_once_per_period(
+        tmp_path: Path, webhook: str) -> None:
+    """Each held invoice alerts once; if invoices still wait a period later, one reminder
+    line says how many and how many nobody took — once per period, not every cycle."""
+    from ar_sync.oncall import acknowledge
+    from ar_sync.store import Store
+
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\ndedup_hours = 24\n')
+    run_cycle(settings, as_of=AS_OF)
+    assert "STILL WAITING" not in Hook.received[0]["text"], "not on the day they were held"
+    store = Store.open(settings.state_path)
+    acknowledge(store, store.rows("SELECT key FROM units WHERE state = 'held'")[0]["key"],
+                "alice", "on it")
+    store.conn.execute("UPDATE units SET updated_at = '2026-11-28T09:00:00+00:00' "
+                       "WHERE state = 'held'")
+    store.close()
+    run_cycle(settings, as_of=AS_OF)
+    assert len(Hook.received) == 2
+    reminder = Hook.received[1]["text"]
+    held = len(PLANTED_PROBLEMS)
+    assert (f"STILL WAITING: {held} invoice(s) held for a person for over 24 h, {held - 1} "
+            "taken by nobody") in reminder and "2026-11-28 09:00 UTC" in reminder
+    run_cycle(settings, as_of=AS_OF)
+    assert len(Hook.received) == 2, "once per period"
+
+
 def test_alerts_by_email(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
     settings = configured(tmp_path, f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\n'
