@@ -302,6 +302,7 @@ class Kill:
     phase: str  # see _phase; "exited" if the run was over before the signal
     clock: list[tuple[float, float]]  # (time.time(), CPU seconds since the lock), while it ran
     window: float = math.inf  # ``at`` was drawn from [0, window)
+    then: Kill | None = None  # the recovery run, when it was killed as well
 
 
 def ar_sync_at(config: Path, as_of: str) -> subprocess.CompletedProcess[str]:
@@ -517,6 +518,11 @@ def kill_lane(lane: int, directory: Path, reference: list[dict[str, Any]], seed:
                  f" ms of CPU after taking the lock (of ~{window * 1000:.0f}), in {kill.phase}")
         if kill.returncode == 0:
             work.learn(config.parent, kill, n)
+        if n % DOUBLE_EVERY == 0:  # the recovery run is killed too: a crash while reconciling
+            kill.then = run_and_kill(config, as_of, rng.uniform(0, window),
+                                     directory / f"killed-again-{n}.log")
+            where += (f", and the recovery run {kill.then.at * 1000:.1f} ms in, in "
+                      f"{kill.then.phase}")
         after = run_and_kill(config, as_of, math.inf, directory / f"after-{n}.log",
                              f"{where}; the next run")
         assert_round_like_reference(config, reference[n], outbox, where)
@@ -524,6 +530,9 @@ def kill_lane(lane: int, directory: Path, reference: list[dict[str, Any]], seed:
     again = ar_sync_at(config, as_of)
     assert "created 0, adopted 0, delivered 0" in again.stdout, again.stdout + again.stderr
     return kills
+
+
+DOUBLE_EVERY = 5  # every fifth round, the run after the kill is killed as well
 
 
 def test_50_runs_killed_at_random_moments_each_followed_by_a_normal_run(
@@ -535,7 +544,8 @@ def test_50_runs_killed_at_random_moments_each_followed_by_a_normal_run(
     per order and bill date) and none missing, each delivery exactly once in the outbox and
     one successful delivery attempt each, every unit in the same state for the same reason,
     nothing left in flight, ``PRAGMA integrity_check`` ok on both files, the audit chain
-    verifies. At the end a further run finds nothing to do.
+    verifies. At the end a further run finds nothing to do. Every fifth round the run after
+    the kill is killed as well (a crash while reconciling the first), before the normal run.
 
     When: the test watches for the run to take the state lock (it writes its pid into the
     lock file, then opens the store) and kills it once it has used a uniformly random amount
@@ -576,3 +586,6 @@ def test_50_runs_killed_at_random_moments_each_followed_by_a_normal_run(
     mid_cycle = sum(phases[p] for p in IN_CYCLE)
     assert mid_cycle >= 0.4 * len(kills), f"{where}: too few kills landed mid-cycle"
     assert sum(phases[p] > 0 for p in IN_CYCLE) >= 3, f"{where}: kills missed whole phases"
+    twice = [k.then for k in kills if k.then is not None]
+    assert sum(k.returncode == -signal.SIGKILL for k in twice) >= 0.5 * len(twice) > 0, (
+        f"{where}: the recovery runs that were to be killed mostly finished first")
