@@ -110,15 +110,27 @@ def still_waiting(settings: Settings, store: Store) -> list[Alert]:
 
 def cycle_failed(settings: Settings, store: Store, error: str) -> Alert:
     """The alert for a failed cycle, stronger when nothing has succeeded for too long."""
+    stale = no_success(settings, store, f"Last error: {error}")
+    return stale or Alert(f"cycle_failed:{error[:80]}", f"CYCLE FAILED: {error}")
+
+
+def no_success(settings: Settings, store: Store, why: str,
+               since: dt.datetime | None = None) -> Alert | None:
+    """"No successful cycle for over twice the schedule interval", if that is so.
+
+    ``since``: when watching began (a daemon's start), so a fresh install that never had a
+    cycle is not stale until two intervals after it started.
+    """
     row = store.conn.execute("SELECT MAX(finished_at) FROM cycles WHERE outcome = 'ok'"
                              ).fetchone()
     last_ok = row[0]
     limit = 2 * schedule_interval(settings)
-    if last_ok is None or dt.datetime.fromisoformat(last_ok) < dt.datetime.now(dt.UTC) - limit:
-        since = last_ok or "never"
-        return Alert("no_success", f"NO SUCCESSFUL CYCLE for over {limit} (last: {since}). "
-                                   f"Last error: {error}")
-    return Alert(f"cycle_failed:{error[:80]}", f"CYCLE FAILED: {error}")
+    now = dt.datetime.now(dt.UTC)
+    last = dt.datetime.fromisoformat(last_ok) if last_ok else since
+    if last is not None and last >= now - limit:
+        return None
+    return Alert("no_success", f"NO SUCCESSFUL CYCLE for over {limit} (last: "
+                               f"{last_ok or 'never'}). {why}")
 
 
 def schedule_interval(settings: Settings) -> dt.timedelta:

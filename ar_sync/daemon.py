@@ -85,6 +85,49 @@ RETENTION_EVERY = dt.timedelta(days=1)
 RETENTION_FIRST = dt.timedelta(minutes=10)  # after start: the first cycle goes first
 
 
+def watchdog(settings: Settings, started: dt.datetime) -> bool:
+    """Alert when no cycle has succeeded for twice the schedule interval; True if it did.
+
+    The cycle alerts this itself when it fails; the watchdog covers the cycle that never
+    ends (every call has a timeout, but a bug or a wedged disk can still stall one): it runs
+    on its own thread, so a stuck cycle cannot silence it. Deduplicated like every alert.
+    """
+    from ar_sync import alerts
+    from ar_sync.store import Store
+
+    if not alerts.enabled(settings):
+        return False
+    store = Store.open(settings.state_path)
+    try:
+        stale = alerts.no_success(settings, store, "The daemon is running, but no cycle has "
+                                  "finished well: see `ar-sync status` and the logs; a cycle "
+                                  "that never ends needs the service restarted.", started)
+        return bool(stale and alerts.send(settings, store, [stale]))
+    finally:
+        store.close()
+
+
+def add_watchdog_job(scheduler: Any, settings: Settings) -> Any:
+    """Run :func:`watchdog` every half schedule interval (between 1 and 30 minutes)."""
+    from ar_sync.alerts import schedule_interval
+
+    logger = log.get("ar_sync.daemon")
+    started = dt.datetime.now(dt.UTC)
+    every = min(max(schedule_interval(settings) / 2, dt.timedelta(minutes=1)),
+                dt.timedelta(minutes=30))
+
+    def job() -> None:
+        try:
+            if watchdog(settings, started):
+                logger.error("no_successful_cycle", alerted=True)
+        except Exception as exc:  # the watchdog must never take the daemon down
+            logger.error("watchdog_failed", error=str(exc), error_class=type(exc).__name__)
+
+    return scheduler.add_job(job, IntervalTrigger(seconds=every.total_seconds(),
+                                                  timezone=settings.zone),
+                             id="watchdog", max_instances=1, coalesce=True)
+
+
 def add_retention_job(scheduler: Any, settings: Settings, stop: threading.Event) -> Any:
     """Prune payloads past ``[retention]`` once a day (ar_sync/retention.py).
 
@@ -156,6 +199,7 @@ def serve(settings: Settings, trigger: Any = None) -> None:
                           coalesce=True, misfire_grace_time=300,
                           next_run_time=dt.datetime.now(settings.zone))
         add_retention_job(scheduler, settings, stop)
+        add_watchdog_job(scheduler, settings)
         announce(scheduler)
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

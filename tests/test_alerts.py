@@ -99,6 +99,28 @@ def test_what_still_waits_after_the_period_is_recalled_once_per_period(
     assert len(Hook.received) == 2, "once per period"
 
 
+def test_the_watchdog_alerts_when_cycles_stop_succeeding_even_if_one_never_ends(
+        tmp_path: Path, webhook: str) -> None:
+    """A cycle that hangs never reaches its own alert; the daemon's watchdog does, once."""
+    from ar_sync.daemon import watchdog
+    from ar_sync.store import Store
+
+    settings = configured(tmp_path, f'[alerts]\nwebhook_url = "{webhook}"\n')
+    started = dt.datetime.now(dt.UTC)
+    Store.open(settings.state_path).close()
+    assert not watchdog(settings, started), "a daemon that just started is not late"
+    run_cycle(settings, as_of=AS_OF)
+    Hook.received.clear()
+    assert not watchdog(settings, started), "a recent success: nothing to say"
+    store = Store.open(settings.state_path)  # the last success was three hours ago
+    store.conn.execute("UPDATE cycles SET finished_at = '2026-01-01T00:00:00+00:00'")
+    store.close()
+    assert watchdog(settings, started)
+    [message] = [h["text"] for h in Hook.received]
+    assert "NO SUCCESSFUL CYCLE for over 2:00:00" in message and "restarted" in message
+    assert not watchdog(settings, started) and len(Hook.received) == 1, "once per period"
+
+
 def test_alerts_by_email(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
     port, inbox = smtp
     settings = configured(tmp_path, f'[alerts.email]\nhost = "127.0.0.1"\nport = {port}\n'

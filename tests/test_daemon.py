@@ -369,7 +369,8 @@ def test_an_overrunning_cycle_is_skipped_and_logged_never_run_twice(
     assert runs == 3, "the schedule ran cycles one after another; none after the signal"
     assert peak == 1, "a cycle was started while another was running"
     assert held_by_daemon == [True] * 6, "the daemon holds the state lock for its whole life"
-    assert sorted(j.id for j in jobs) == ["cycle", "retention"]  # retention: once a day
+    # retention once a day; the watchdog alerts when no cycle succeeds (even a stuck one)
+    assert sorted(j.id for j in jobs) == ["cycle", "retention", "watchdog"]
     job = next(j for j in jobs if j.id == "cycle")
     assert job.max_instances == 1 and job.coalesce is True
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
