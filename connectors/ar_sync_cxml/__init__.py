@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import requests
 
+from ar_sync.channel_http import send, status_json
 from ar_sync.connector import Document, RejectionReason, safe_filename
 from ar_sync.documents.cxml import (
     Credentials,
@@ -27,9 +28,9 @@ from ar_sync.documents.cxml import (
     with_shared_secret,
 )
 from ar_sync.documents.validation import DtdValidator
-from ar_sync.errors import AmbiguousError, FatalError, TransientError
+from ar_sync.errors import AmbiguousError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, Seller
-from ar_sync.tls import policy_of, verification_failure
+from ar_sync.tls import policy_of
 
 R = RejectionReason
 MEDIA_TYPE = "text/xml"
@@ -99,24 +100,9 @@ class CxmlConnector:
         wire = document.body
         if self.secret is not None:
             wire = with_shared_secret(wire, self.secret.get_secret_value())
-        try:
-            answer = self.session.post(self.url, data=wire, timeout=self.timeout,
-                                       headers={"Content-Type": f"{MEDIA_TYPE}; charset=UTF-8"})
-        except requests.ConnectTimeout as exc:
-            raise TransientError(f"{self.channel}: cannot connect to {self.portal}") from exc
-        except requests.ConnectionError as exc:
-            if (tls := verification_failure(exc)) is not None:  # nothing was sent
-                raise FatalError(f"{self.channel}: {self.portal}: {tls}") from exc
-            if "NewConnectionError" in repr(exc) or "Failed to establish" in str(exc):
-                raise TransientError(f"{self.channel}: {self.portal} refused the "
-                                     "connection") from exc
-            raise AmbiguousError(f"{self.channel}: connection lost after sending") from exc
-        except requests.Timeout as exc:
-            raise AmbiguousError(f"{self.channel}: no answer after sending") from exc
-        except (requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:  # sent; the answer broke off
-            raise AmbiguousError(f"{self.channel}: the answer was cut off after "
-                                 "sending") from exc
+        answer = send(self.session, "POST", self.url, channel=self.channel, peer=self.portal,
+                      data=wire, timeout=self.timeout,
+                      headers={"Content-Type": f"{MEDIA_TYPE}; charset=UTF-8"})
         return self._outcome(answer, invoice.po_number)
 
     def status(self, key: str) -> DeliveryOutcome | None:
@@ -131,23 +117,10 @@ class CxmlConnector:
         headers = {}
         if self.status_token is not None:
             headers["Authorization"] = f"Bearer {self.status_token.get_secret_value()}"
-        try:
-            answer = self.session.get(f"{self.status_url.rstrip('/')}/{quote(key, safe='')}",
-                                      timeout=self.timeout, headers=headers)
-        except requests.RequestException as exc:
-            tls = verification_failure(exc)
-            raise TransientError(f"{self.channel}: status unavailable"
-                                 + (f": {tls}" if tls else "")) from exc
-        if answer.status_code == 404:
+        data = status_json(self.session, f"{self.status_url.rstrip('/')}/{quote(key, safe='')}",
+                           channel=self.channel, timeout=self.timeout, headers=headers)
+        if data is None:
             return None
-        if answer.status_code != 200:
-            raise TransientError(f"{self.channel}: status answered HTTP {answer.status_code}")
-        try:
-            data = answer.json()
-        except ValueError as exc:  # a proxy's page or an answer cut short: ask again later
-            raise TransientError(f"{self.channel}: status answer is not JSON") from exc
-        if not isinstance(data, dict):
-            raise TransientError(f"{self.channel}: status answer is not a JSON object")
         state = str(data.get("status", ""))
         if state == "rejected":
             return DeliveryOutcome(OutcomeStatus.REJECTED, reference=data.get("reference", ""),

@@ -25,12 +25,13 @@ from typing import Any
 
 import requests
 
+from ar_sync.channel_http import send, status_json
 from ar_sync.connector import Document, RejectionReason, safe_filename
 from ar_sync.documents.ubl import InvoiceResponse, build, parse_invoice_response
 from ar_sync.documents.validation import UblValidator
-from ar_sync.errors import AmbiguousError, FatalError, TransientError
+from ar_sync.errors import AmbiguousError, TransientError
 from ar_sync.models import DeliveryOutcome, Invoice, OutcomeStatus, Seller
-from ar_sync.tls import policy_of, verification_failure
+from ar_sync.tls import policy_of
 
 R = RejectionReason
 MEDIA_TYPE = "application/xml"
@@ -113,24 +114,9 @@ class PeppolConnector:
                                        remote_text="; ".join(errors[:5]), field="UBL")
         if self.directory is not None:
             return self._to_directory(document)
-        try:
-            answer = self.session.post(f"{self.url}/documents", params={"reference": invoice.key},
-                                       data=document.body, timeout=self.timeout,
-                                       headers=self._headers())
-        except requests.ConnectTimeout as exc:
-            raise TransientError(f"{self.channel}: cannot connect to the access point") from exc
-        except requests.ConnectionError as exc:
-            if (tls := verification_failure(exc)) is not None:  # nothing was sent
-                raise FatalError(f"{self.channel}: access point: {tls}") from exc
-            if "NewConnectionError" in repr(exc) or "Failed to establish" in str(exc):
-                raise TransientError(f"{self.channel}: access point unreachable") from exc
-            raise AmbiguousError(f"{self.channel}: connection lost after sending") from exc
-        except requests.Timeout as exc:
-            raise AmbiguousError(f"{self.channel}: no answer after sending") from exc
-        except (requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:  # sent; the answer broke off
-            raise AmbiguousError(f"{self.channel}: the answer was cut off after "
-                                 "sending") from exc
+        answer = send(self.session, "POST", f"{self.url}/documents", channel=self.channel,
+                      peer="the access point", params={"reference": invoice.key},
+                      data=document.body, timeout=self.timeout, headers=self._headers())
         return self._outcome(answer)
 
     def status(self, key: str) -> DeliveryOutcome | None:
@@ -138,19 +124,12 @@ class PeppolConnector:
             name = f"{safe_filename(key)}.xml"
             return (DeliveryOutcome(OutcomeStatus.ACCEPTED, reference=self._file_ref(name))
                     if (self.directory / name).exists() else None)
-        try:
-            answer = self.session.get(f"{self.url}/documents", params={"reference": key},
-                                      timeout=self.timeout, headers=self._headers())
-        except requests.RequestException as exc:
-            tls = verification_failure(exc)
-            raise TransientError(f"{self.channel}: status unavailable"
-                                 + (f": {tls}" if tls else "")) from exc
-        if answer.status_code == 404:
+        data = status_json(self.session, f"{self.url}/documents", channel=self.channel,
+                           params={"reference": key}, timeout=self.timeout,
+                           headers=self._headers())
+        if data is None:
             return None
-        if answer.status_code != 200:
-            raise TransientError(f"{self.channel}: status answered HTTP {answer.status_code}")
-        data = _json(answer)
-        if not data.get("id"):  # a proxy's page or an answer cut short: ask again later
+        if not data.get("id"):  # not the access point's answer (a proxy's JSON): ask again
             raise TransientError(f"{self.channel}: the status answer is not the access "
                                  "point's JSON")
         reference = f"peppol:{data['id']}"
