@@ -12,10 +12,11 @@ retry across calls and never touch the state store.
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, runtime_checkable
 
 from ar_sync.errors import ArSyncError
 from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord
@@ -152,3 +153,17 @@ def rebatch(pages: Iterable[Iterable[T]], size: int) -> Iterator[list[T]]:
             del pending[:size]
     if pending:
         yield pending
+
+
+class Closing(ABC):
+    """``with gateway:`` for every gateway: the block closes it (its ``close()``)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the gateway's connection (each gateway has its own)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

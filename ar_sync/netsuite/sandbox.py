@@ -51,7 +51,7 @@ from ar_sync.models import (
     unreadable_key,
 )
 from ar_sync.netsuite import sandbox_records as records
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
+from ar_sync.netsuite.gateway import Closing, CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.sandbox_edit import CUSTOMER_OPTIONAL, ORDER_OPTIONAL, set_field
 from ar_sync.netsuite.sandbox_records import Doc
 
@@ -94,7 +94,7 @@ def _check_format(path: Path) -> None:
         raise FatalError(f"{path} is not a sandbox account file ({records.FORMAT})")
 
 
-class SandboxGateway:
+class SandboxGateway(Closing):
     """The :class:`~ar_sync.netsuite.gateway.Gateway` over one sandbox account file."""
 
     name = "sandbox"
@@ -119,12 +119,6 @@ class SandboxGateway:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> SandboxGateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- reading what is due -------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from ar_sync.models import (
     UnreadableRecord,
     unreadable_key,
 )
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
+from ar_sync.netsuite.gateway import Closing, CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.rest import queries as q
 from ar_sync.netsuite.rest import records
 from ar_sync.netsuite.rest.client import RestClient, dumps_exact
@@ -81,7 +81,7 @@ RESEND_LIMIT = 1  # resends after NetSuite answered 5xx and the look-up found no
 _LOCATION = re.compile(r"/record/v1/invoice/([0-9]{1,18})/?$")
 
 
-class RestGateway:
+class RestGateway(Closing):
     """The :class:`~ar_sync.netsuite.gateway.Gateway` over one account's REST API."""
 
     name = "rest"
@@ -98,12 +98,6 @@ class RestGateway:
 
     def close(self) -> None:
         self.client.close()
-
-    def __enter__(self) -> RestGateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- reading what is due -------------------------------------------------------------
 

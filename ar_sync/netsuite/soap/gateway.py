@@ -38,7 +38,7 @@ from ar_sync.errors import (
 )
 from ar_sync.models import BillableUnit, Invoice, TaxCode, UnreadableRecord, unreadable_key
 from ar_sync.netsuite import sandbox_records as shapes
-from ar_sync.netsuite.gateway import CreateResult, InvoiceSummary, rebatch
+from ar_sync.netsuite.gateway import Closing, CreateResult, InvoiceSummary, rebatch
 from ar_sync.netsuite.soap import records
 from ar_sync.netsuite.soap.client import BatchTooLarge, SoapClient
 
@@ -56,7 +56,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(items[start:start + size])
 
 
-class SoapGateway:
+class SoapGateway(Closing):
     """The :class:`~ar_sync.netsuite.gateway.Gateway` over one account's SOAP port."""
 
     name = "soap"
@@ -75,12 +75,6 @@ class SoapGateway:
 
     def close(self) -> None:
         self.client.close()
-
-    def __enter__(self) -> SoapGateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- reading what is due -------------------------------------------------------------
 
